@@ -1,0 +1,12 @@
+//! `shop`: the reference e-commerce platform that shakedown tests.
+//!
+//! Lean but real implementations of every service named in the platform documents (gateway, auth,
+//! user, product, inventory, cart, order, payment, offer, recommendation, notification,
+//! analytics-ingest, analytics, audit), sharing one platform layer (config, telemetry, health,
+//! shutdown, storage, events, fault injection), plus the embedded [`stack`] that runs them all on
+//! one machine against librdkafka's mock Kafka cluster.
+
+pub mod platform;
+pub mod proto;
+pub mod services;
+pub mod stack;

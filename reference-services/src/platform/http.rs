@@ -1,0 +1,273 @@
+//! The runtime every service is served by: one listener carrying the service's HTTP routes and
+//! gRPC services plus `/health`, `/ready` and `/metrics`; a loopback admin listener for fault
+//! injection; middleware that times every request into the latency histograms, keeps the W3C
+//! trace context and applies injected faults; bounded request bodies; graceful shutdown that
+//! drains in-flight requests and then waits for background tasks.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::{Context, Result};
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::{
+    api::{ApiError, ApiJson},
+    config::ServiceConfig,
+    faults::{FaultSpec, Faults},
+    metrics::{self, GrpcLabels, HttpLabels, KindLabels, Metrics},
+    readiness::Readiness,
+    shutdown::Shutdown,
+    trace::{self, TraceParent},
+};
+
+/// Largest request body a service accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The shared parts of a running service.
+#[derive(Clone)]
+pub struct Runtime {
+    pub config: ServiceConfig,
+    pub shutdown: Shutdown,
+    pub metrics: Arc<Metrics>,
+    pub faults: Faults,
+    pub readiness: Readiness,
+}
+
+impl Runtime {
+    /// Sets up logging, metrics and faults for `config.name`; shutdown follows SIGTERM/SIGINT.
+    pub fn new(config: ServiceConfig) -> Result<Self> {
+        Self::with_shutdown(config, Shutdown::on_signals())
+    }
+
+    /// Like [`Runtime::new`] with a caller-owned shutdown (tests).
+    pub fn with_shutdown(config: ServiceConfig, shutdown: Shutdown) -> Result<Self> {
+        super::telemetry::init_logging(&config.name);
+        let faults = Faults::new(FaultSpec::from_env().context("fault injection settings")?);
+        Ok(Self {
+            metrics: Metrics::init(&config.name),
+            config,
+            shutdown,
+            faults,
+            readiness: Readiness::default(),
+        })
+    }
+
+    /// Serves `app` until shutdown, then waits for background tasks. Returns the bound addresses
+    /// through `on_bound` (useful with port 0) before serving.
+    pub async fn serve(self, app: Router) -> Result<()> {
+        self.serve_with(app, |_, _| {}).await
+    }
+
+    pub async fn serve_with(
+        self,
+        app: Router,
+        on_bound: impl FnOnce(SocketAddr, SocketAddr),
+    ) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.config.listen)
+            .await
+            .with_context(|| format!("binding LISTEN_ADDR {}", self.config.listen))?;
+        let admin_listener = tokio::net::TcpListener::bind(self.config.admin_listen)
+            .await
+            .with_context(|| format!("binding ADMIN_ADDR {}", self.config.admin_listen))?;
+        let (addr, admin_addr) = (listener.local_addr()?, admin_listener.local_addr()?);
+        tracing::info!(service = %self.config.name, %addr, %admin_addr, "listening");
+        on_bound(addr, admin_addr);
+
+        let router = self.router(app);
+        let admin = admin_router(self.faults.clone());
+        let token = self.shutdown.token();
+        let admin_token = self.shutdown.token();
+        let admin_task = tokio::spawn(async move {
+            axum::serve(admin_listener, admin)
+                .with_graceful_shutdown(admin_token.cancelled_owned())
+                .await
+        });
+        axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("serving")?;
+        admin_task.await.context("admin listener task")??;
+        self.shutdown.drain().await;
+        tracing::info!(service = %self.config.name, "stopped");
+        Ok(())
+    }
+
+    /// `app` with the ops routes and the middleware stack applied.
+    pub fn router(&self, app: Router) -> Router {
+        let ops = Router::new()
+            .route("/health", get(health))
+            .route("/ready", get(ready))
+            .route("/metrics", get(metrics_text))
+            .with_state(self.clone());
+        app.layer(middleware::from_fn_with_state(self.clone(), inject_faults))
+            .merge(ops)
+            .layer(middleware::from_fn_with_state(self.clone(), observe))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    }
+}
+
+async fn health(State(rt): State<Runtime>) -> impl IntoResponse {
+    Json(json!({"status": "healthy", "service": rt.config.name}))
+}
+
+async fn ready(State(rt): State<Runtime>) -> Response {
+    let (ready, checks) = rt.readiness.evaluate().await;
+    rt.metrics.ready.set(if ready { 1.0 } else { 0.0 });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"status": if ready {"ready"} else {"not_ready"}, "checks": checks});
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_text(State(rt): State<Runtime>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
+        rt.metrics.encode(),
+    )
+        .into_response()
+}
+
+fn is_grpc(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// Times the request, labels it, and runs it inside its trace context and log span.
+async fn observe(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let grpc = is_grpc(&req);
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let trace = req
+        .headers()
+        .get(trace::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+        .unwrap_or_else(TraceParent::new_root);
+    let span = tracing::info_span!("request", trace_id = %trace.trace_id, %method, %path);
+
+    rt.metrics.in_flight.inc();
+    let mut response = trace
+        .clone()
+        .scope(next.run(req))
+        .instrument(span.clone())
+        .await;
+    rt.metrics.in_flight.dec();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    if grpc {
+        let (service, rpc) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("", &path));
+        let code = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(0);
+        rt.metrics
+            .grpc_duration
+            .get_or_create(&GrpcLabels {
+                grpc_service: service.to_string(),
+                grpc_method: rpc.to_string(),
+                grpc_code: format!("{:?}", tonic::Code::from_i32(code)),
+            })
+            .observe(elapsed);
+    } else {
+        let status = response.status().as_u16();
+        rt.metrics
+            .http_duration
+            .get_or_create(&HttpLabels {
+                method,
+                route,
+                status: status.to_string(),
+            })
+            .observe(elapsed);
+        if status >= 500 {
+            span.in_scope(|| tracing::warn!(status, elapsed, "request failed"));
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&trace.header_value()) {
+        response.headers_mut().insert(trace::HEADER, value);
+    }
+    response
+}
+
+/// Applies injected latency and errors to the service's own routes (not to the ops routes).
+async fn inject_faults(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
+    let decision = rt.faults.decide();
+    if !decision.delay.is_zero() {
+        rt.metrics
+            .faults_injected
+            .get_or_create(&KindLabels {
+                kind: "latency".into(),
+            })
+            .inc();
+        tokio::time::sleep(decision.delay).await;
+    }
+    if decision.fail {
+        rt.metrics
+            .faults_injected
+            .get_or_create(&KindLabels {
+                kind: "error".into(),
+            })
+            .inc();
+        if is_grpc(&req) {
+            return tonic::Status::unavailable("injected fault").into_http();
+        }
+        return ApiError::unavailable("injected fault").into_response();
+    }
+    next.run(req).await
+}
+
+fn admin_router(faults: Faults) -> Router {
+    Router::new()
+        .route(
+            "/admin/faults",
+            get(get_faults).put(put_faults).delete(clear_faults),
+        )
+        .with_state(faults)
+}
+
+async fn get_faults(State(faults): State<Faults>) -> Json<FaultSpec> {
+    Json(faults.get())
+}
+
+async fn put_faults(
+    State(faults): State<Faults>,
+    ApiJson(spec): ApiJson<FaultSpec>,
+) -> Result<Json<FaultSpec>, ApiError> {
+    faults
+        .set(spec)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(spec))
+}
+
+async fn clear_faults(State(faults): State<Faults>) -> Json<FaultSpec> {
+    faults
+        .set(FaultSpec::default())
+        .expect("the default spec is valid");
+    Json(FaultSpec::default())
+}

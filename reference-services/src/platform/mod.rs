@@ -1,0 +1,20 @@
+//! What every reference service shares: configuration from the environment, telemetry
+//! (JSON logs with W3C trace ids, Prometheus metrics), health and readiness, graceful shutdown,
+//! JWT handling, storage, Kafka events with an outbox, gRPC plumbing and fault injection.
+//!
+//! Services stay small because all the operational behaviour lives here, done once.
+
+pub mod api;
+pub mod config;
+pub mod events;
+pub mod faults;
+pub mod grpc;
+pub mod http;
+pub mod jwt;
+pub mod metrics;
+pub mod outbox;
+pub mod readiness;
+pub mod shutdown;
+pub mod storage;
+pub mod telemetry;
+pub mod trace;

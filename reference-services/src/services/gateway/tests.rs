@@ -1,0 +1,759 @@
+//! End-to-end tests of the public API: every backend runs in-process (Kafka is librdkafka's mock
+//! cluster), and the tests speak HTTP to the gateway as a client would.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{Peers, run_with};
+use crate::{
+    platform::config::ServiceConfig,
+    services::{
+        analytics_ingest, auth,
+        cart::{self, MemoryCarts},
+        inventory, offer, order, payment, product, recommendation,
+        testkit::{self, Running},
+        user,
+    },
+    stack::kafka::MockKafka,
+};
+
+/// Every service behind a gateway, torn down when dropped.
+struct Stack {
+    gateway: String,
+    http: reqwest::Client,
+    _services: Vec<Running>,
+    _kafka: MockKafka,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack() -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let kafka = MockKafka::start(1).unwrap();
+    let with_kafka = |name: &str| ServiceConfig {
+        kafka_bootstrap: Some(kafka.bootstrap_servers().to_string()),
+        ..ServiceConfig::for_test(name, path)
+    };
+
+    let auth = testkit::start("auth", path, |rt| auth::run_with(rt, auth::test_settings())).await;
+    let user = testkit::start("user", path, user::run).await;
+    let product = testkit::start("product", path, |rt| product::run_with(rt, 1000)).await;
+    let inventory = testkit::start("inventory", path, |rt| inventory::run_with(rt, 1000)).await;
+    let product_url = product.url.clone();
+    let offer = testkit::start("offer", path, |rt| offer::run_with(rt, product_url)).await;
+    let carts = Arc::new(MemoryCarts::default());
+    let cart = testkit::start("cart", path, |rt| cart::run_with(rt, carts)).await;
+    let order_peers = order::Peers {
+        offer: offer.url.clone(),
+        inventory: inventory.url.clone(),
+    };
+    let order =
+        testkit::start_with(with_kafka("order"), |rt| order::run_with(rt, order_peers)).await;
+    let order_url = order.url.clone();
+    let payment = testkit::start_with(with_kafka("payment"), |rt| async move {
+        payment::run_with(rt, &order_url).await
+    })
+    .await;
+    let recommendation = testkit::start_with(with_kafka("recommendation"), |rt| {
+        recommendation::run_with(rt, 1000)
+    })
+    .await;
+    let ingest = testkit::start_with(with_kafka("analytics-ingest"), analytics_ingest::run).await;
+
+    let peers = Peers {
+        auth: auth.url.clone(),
+        user: user.url.clone(),
+        product: product.url.clone(),
+        inventory: inventory.url.clone(),
+        offer: offer.url.clone(),
+        cart: cart.url.clone(),
+        order: order.url.clone(),
+        payment: payment.url.clone(),
+        recommendation: recommendation.url.clone(),
+        analytics_ingest: ingest.url.clone(),
+    };
+    let gateway = testkit::start("api-gateway", path, |rt| run_with(rt, peers)).await;
+    Stack {
+        gateway: gateway.url.clone(),
+        http: reqwest::Client::new(),
+        _services: vec![
+            gateway,
+            auth,
+            user,
+            product,
+            inventory,
+            offer,
+            cart,
+            order,
+            payment,
+            recommendation,
+            ingest,
+        ],
+        _kafka: kafka,
+        _dir: dir,
+    }
+}
+
+impl Stack {
+    /// Sends a request; returns the status and the JSON body (`null` when there is none).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.gateway));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        (status, body)
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Registers `email` and logs in; returns the token.
+    async fn session(&self, email: &str) -> String {
+        let account = json!({"email": email, "password": "s3cret-pass", "first_name": "Test", "last_name": "User"});
+        let (status, _) = self.post("/api/v1/auth/register", None, account).await;
+        assert_eq!(status, 201);
+        let credentials = json!({"email": email, "password": "s3cret-pass"});
+        let (status, body) = self.post("/api/v1/auth/login", None, credentials).await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+}
+
+/// Asserts the JSON error contract: the status and `{"error":{"code","message"}}`.
+fn assert_error(actual: (u16, Value), status: u16, code: &str) {
+    assert_eq!(actual.0, status, "{}", actual.1);
+    assert_eq!(actual.1["error"]["code"], code, "{}", actual.1);
+    assert!(actual.1["error"]["message"].is_string(), "{}", actual.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_flow_and_profile() {
+    let s = stack().await;
+    let account = json!({"email": "Ada@Example.com", "password": "analytical", "first_name": "Ada", "last_name": "Lovelace"});
+    let (status, created) = s.post("/api/v1/auth/register", None, account.clone()).await;
+    assert_eq!(status, 201);
+    assert_eq!(created["email"], "ada@example.com");
+    assert!(created["id"].is_string());
+
+    assert_error(
+        s.post("/api/v1/auth/register", None, account).await,
+        409,
+        "conflict",
+    );
+    let short = json!({"email": "bob@example.com", "password": "short"});
+    assert_error(
+        s.post("/api/v1/auth/register", None, short).await,
+        400,
+        "invalid_request",
+    );
+    let malformed = json!({"email": "bob", "password": "long enough"});
+    assert_error(
+        s.post("/api/v1/auth/register", None, malformed).await,
+        400,
+        "invalid_request",
+    );
+
+    let wrong = json!({"email": "ada@example.com", "password": "not the one"});
+    assert_error(
+        s.post("/api/v1/auth/login", None, wrong).await,
+        401,
+        "unauthorized",
+    );
+    let (status, session) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ada@example.com", "password": "analytical"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(session["id"], created["id"]);
+    let token = session["token"].as_str().unwrap();
+
+    let (status, me) = s.get("/api/v1/users/me", Some(token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&me["id"], &me["email"], &me["first_name"], &me["last_name"]),
+        (
+            &created["id"],
+            &json!("ada@example.com"),
+            &json!("Ada"),
+            &json!("Lovelace")
+        )
+    );
+    assert!(me["created_at"].as_str().unwrap().ends_with('Z'));
+
+    assert_error(s.get("/api/v1/users/me", None).await, 401, "unauthorized");
+    assert_error(
+        s.get("/api/v1/users/me", Some("not-a-token")).await,
+        401,
+        "unauthorized",
+    );
+
+    let (status, body) = s
+        .call(Method::POST, "/api/v1/auth/logout", Some(token), None)
+        .await;
+    assert_eq!((status, body), (204, Value::Null));
+    // The token is refused at once after logout.
+    assert_error(
+        s.get("/api/v1/users/me", Some(token)).await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        s.call(Method::POST, "/api/v1/auth/logout", Some(token), None)
+            .await,
+        401,
+        "unauthorized",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_offers_recommendations_and_events() {
+    let s = stack().await;
+    let catalog = product::catalog(1000);
+
+    let (status, page) = s.get("/api/v1/products", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 1000);
+    let products = page["products"].as_array().unwrap();
+    assert_eq!(products.len(), 10);
+    let first = &products[0];
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["name"], catalog[0].name.as_str());
+    assert_eq!(first["price"], json!(catalog[0].price_cents as f64 / 100.0));
+    assert!(first["stock"].as_i64().unwrap() >= inventory::MIN_INITIAL_STOCK);
+
+    let (_, page) = s
+        .get("/api/v1/products?skip=20&limit=3&category=books", None)
+        .await;
+    let books: Vec<&crate::proto::Product> =
+        catalog.iter().filter(|p| p.category == "books").collect();
+    assert_eq!(page["total"], books.len());
+    let ids: Vec<i64> = page["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, books[20..23].iter().map(|p| p.id).collect::<Vec<_>>());
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "skip=-1",
+        "skip=abc",
+        "limit=1.5",
+        "category=weapons",
+        "category=",
+    ] {
+        assert_error(
+            s.get(&format!("/api/v1/products?{bad}"), None).await,
+            400,
+            "invalid_request",
+        );
+    }
+
+    let (status, one) = s.get("/api/v1/products/42", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["description"], catalog[41].description.as_str());
+    assert_error(s.get("/api/v1/products/1001", None).await, 404, "not_found");
+    assert_error(
+        s.get("/api/v1/products/abc", None).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        s.get("/api/v1/products/0", None).await,
+        400,
+        "invalid_request",
+    );
+
+    let (status, found) = s
+        .get("/api/v1/products/search?q=keyboard&limit=100", None)
+        .await;
+    assert_eq!(status, 200);
+    let keyboards = catalog
+        .iter()
+        .filter(|p| p.name.contains("Keyboard"))
+        .count();
+    assert_eq!(found["total"], keyboards);
+    assert!(
+        found["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"].as_str().unwrap().contains("Keyboard"))
+    );
+    assert_error(
+        s.get("/api/v1/products/search", None).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        s.get("/api/v1/products/search?q=", None).await,
+        400,
+        "invalid_request",
+    );
+
+    let (status, offers) = s.get("/api/v1/offers?product_id=1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        offers["price"],
+        json!(catalog[0].price_cents as f64 / 100.0)
+    );
+    assert!(offers["best_price"].as_f64().unwrap() <= offers["price"].as_f64().unwrap());
+    assert!(
+        offers["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == "bulk-3")
+    );
+    assert_error(
+        s.get("/api/v1/offers?product_id=5000", None).await,
+        404,
+        "not_found",
+    );
+    assert_error(s.get("/api/v1/offers", None).await, 400, "invalid_request");
+
+    let (status, suggested) = s
+        .get("/api/v1/recommendations?product_id=10&limit=3", None)
+        .await;
+    assert_eq!(status, 200, "{suggested}");
+    let suggestions = suggested["recommendations"].as_array().unwrap();
+    assert_eq!(suggestions.len(), 3);
+    assert!(
+        suggestions
+            .iter()
+            .all(|p| p["id"] != 10 && p["name"].is_string() && p["stock"].is_i64())
+    );
+    assert_error(
+        s.get("/api/v1/recommendations?product_id=10&limit=21", None)
+            .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        s.get("/api/v1/recommendations?product_id=5000", None).await,
+        404,
+        "not_found",
+    );
+
+    let view =
+        json!({"type": "page.viewed", "url": "/products/1", "product_id": 1, "session_id": "s-1"});
+    let (status, accepted) = s.post("/api/v1/events", None, view.clone()).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert!(!accepted["event_id"].as_str().unwrap().is_empty());
+    let token = s.session("viewer@example.com").await;
+    let (status, _) = s.post("/api/v1/events", Some(&token), view.clone()).await;
+    assert_eq!(status, 202);
+    assert_error(
+        s.post("/api/v1/events", Some("bogus"), view).await,
+        401,
+        "unauthorized",
+    );
+    let wrong_type = json!({"type": "order.created", "url": "/"});
+    assert_error(
+        s.post("/api/v1/events", None, wrong_type).await,
+        400,
+        "invalid_request",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carts_are_per_user() {
+    let s = stack().await;
+    let (alice, bob) = (
+        s.session("alice@example.com").await,
+        s.session("bob@example.com").await,
+    );
+    let catalog = product::catalog(1000);
+
+    let (status, cart) = s
+        .post(
+            "/api/v1/cart/items",
+            Some(&alice),
+            json!({"product_id": 3, "quantity": 2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{cart}");
+    let (_, cart) = s
+        .post(
+            "/api/v1/cart/items",
+            Some(&alice),
+            json!({"product_id": 3, "quantity": 5}),
+        )
+        .await;
+    let (_, cart2) = s
+        .post(
+            "/api/v1/cart/items",
+            Some(&alice),
+            json!({"product_id": 8, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(cart["items"][0]["quantity"], 7, "adding adds to the line");
+    let items = cart2["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["name"], catalog[2].name.as_str());
+    assert_eq!(
+        items[0]["unit_price"],
+        json!(catalog[2].price_cents as f64 / 100.0)
+    );
+    let total_cents = 7 * catalog[2].price_cents + catalog[7].price_cents;
+    assert_eq!(cart2["total"], json!(total_cents as f64 / 100.0));
+
+    assert_error(
+        s.post(
+            "/api/v1/cart/items",
+            Some(&alice),
+            json!({"product_id": 5000, "quantity": 1}),
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        s.post(
+            "/api/v1/cart/items",
+            Some(&alice),
+            json!({"product_id": 3, "quantity": 0}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        s.post(
+            "/api/v1/cart/items",
+            Some(&alice),
+            json!({"product_id": 3, "quantity": 100}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        s.post(
+            "/api/v1/cart/items",
+            Some(&alice),
+            json!({"product_id": 3, "quantity": 93}),
+        )
+        .await,
+        409,
+        "conflict",
+    );
+    assert_error(
+        s.post(
+            "/api/v1/cart/items",
+            None,
+            json!({"product_id": 3, "quantity": 1}),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+
+    // Bob sees and touches only his own (empty) cart.
+    let (status, bobs) = s.get("/api/v1/cart", Some(&bob)).await;
+    assert_eq!(status, 200);
+    assert_eq!(bobs["items"], json!([]));
+    assert_eq!(bobs["total"], json!(0.0));
+    assert_error(
+        s.call(Method::DELETE, "/api/v1/cart/items/3", Some(&bob), None)
+            .await,
+        404,
+        "not_found",
+    );
+    let (status, _) = s
+        .call(Method::DELETE, "/api/v1/cart", Some(&bob), None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, alices) = s.get("/api/v1/cart", Some(&alice)).await;
+    assert_eq!(
+        alices["items"].as_array().unwrap().len(),
+        2,
+        "Bob's calls left Alice's cart alone"
+    );
+
+    let (status, after) = s
+        .call(Method::DELETE, "/api/v1/cart/items/3", Some(&alice), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(after["items"].as_array().unwrap().len(), 1);
+    assert_error(
+        s.call(Method::DELETE, "/api/v1/cart/items/3", Some(&alice), None)
+            .await,
+        404,
+        "not_found",
+    );
+    let (status, _) = s
+        .call(Method::DELETE, "/api/v1/cart", Some(&alice), None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, emptied) = s.get("/api/v1/cart", Some(&alice)).await;
+    assert_eq!(emptied["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_and_payments_are_per_user() {
+    let s = stack().await;
+    let (alice, bob) = (
+        s.session("alice@example.com").await,
+        s.session("bob@example.com").await,
+    );
+    let address = "1 Analytical Engine Way";
+
+    let order = json!({"items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}], "shipping_address": address});
+    let (status, created) = s.post("/api/v1/orders", Some(&alice), order).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "pending");
+    let order_id = created["order_id"].as_str().unwrap().to_string();
+    let total = created["total_amount"].as_f64().unwrap();
+    assert!(total > 0.0);
+
+    let (status, fetched) = s
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&alice))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["shipping_address"], address);
+    assert_eq!(fetched["items"].as_array().unwrap().len(), 2);
+    assert_eq!(fetched["total_amount"].as_f64().unwrap(), total);
+    assert!(fetched["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Bob cannot see, cancel or pay Alice's order.
+    assert_error(
+        s.get(&format!("/api/v1/orders/{order_id}"), Some(&bob))
+            .await,
+        404,
+        "not_found",
+    );
+    let cancel = format!("/api/v1/orders/{order_id}/cancel");
+    assert_error(
+        s.call(Method::PUT, &cancel, Some(&bob), None).await,
+        404,
+        "not_found",
+    );
+    let payment = json!({"order_id": order_id, "amount": total, "method": "card"});
+    assert_error(
+        s.post("/api/v1/payments", Some(&bob), payment.clone())
+            .await,
+        404,
+        "not_found",
+    );
+    let (_, bobs_orders) = s.get("/api/v1/orders", Some(&bob)).await;
+    assert_eq!(bobs_orders["orders"], json!([]));
+
+    let wrong_amount = json!({"order_id": order_id, "amount": total + 1.0, "method": "card"});
+    let refused = s.post("/api/v1/payments", Some(&alice), wrong_amount).await;
+    assert_error(refused, 409, "conflict");
+    let (status, paid) = s.post("/api/v1/payments", Some(&alice), payment).await;
+    assert_eq!(status, 201, "{paid}");
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    let (status, receipt) = s
+        .get(&format!("/api/v1/payments/{payment_id}"), Some(&alice))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (receipt["order_id"].as_str(), receipt["amount"].as_f64()),
+        (Some(order_id.as_str()), Some(total))
+    );
+    assert_error(
+        s.get(&format!("/api/v1/payments/{payment_id}"), Some(&bob))
+            .await,
+        404,
+        "not_found",
+    );
+
+    let (_, paid_orders) = s.get("/api/v1/orders?status=paid", Some(&alice)).await;
+    assert_eq!(paid_orders["orders"][0]["id"], order_id.as_str());
+    let (_, pending) = s.get("/api/v1/orders?status=pending", Some(&alice)).await;
+    assert_eq!(pending["orders"], json!([]));
+    assert_error(
+        s.get("/api/v1/orders?status=lost", Some(&alice)).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        s.call(Method::PUT, &cancel, Some(&alice), None).await,
+        409,
+        "failed_precondition",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_from_cart_idempotency_and_cancel() {
+    let s = stack().await;
+    let alice = s.session("alice@example.com").await;
+    let address = json!({"shipping_address": "2 Difference Road"});
+
+    let empty_cart = s
+        .post("/api/v1/orders", Some(&alice), address.clone())
+        .await;
+    assert_error(empty_cart, 409, "conflict");
+    s.post(
+        "/api/v1/cart/items",
+        Some(&alice),
+        json!({"product_id": 5, "quantity": 3}),
+    )
+    .await;
+    let (status, created) = s
+        .post("/api/v1/orders", Some(&alice), address.clone())
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let order_id = created["order_id"].as_str().unwrap();
+    let (_, order) = s
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&alice))
+        .await;
+    let lines = order["items"].as_array().unwrap();
+    assert_eq!(
+        (lines.len(), &lines[0]["product_id"], &lines[0]["quantity"]),
+        (1, &json!(5), &json!(3))
+    );
+    let (_, cart) = s.get("/api/v1/cart", Some(&alice)).await;
+    assert_eq!(cart["items"], json!([]), "checkout empties the cart");
+
+    let keyed = |key: &str| {
+        s.http
+            .post(format!("{}/api/v1/orders", s.gateway))
+            .bearer_auth(&alice)
+            .header("Idempotency-Key", key)
+            .json(&json!({"items": [{"product_id": 9, "quantity": 1}], "shipping_address": "3 Loom St"}))
+            .send()
+    };
+    let first: Value = keyed("order-key-1").await.unwrap().json().await.unwrap();
+    let retried: Value = keyed("order-key-1").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        first["order_id"], retried["order_id"],
+        "a retried order is the same order"
+    );
+    assert_eq!(keyed("bad key with spaces").await.unwrap().status(), 400);
+
+    let cancel = format!(
+        "/api/v1/orders/{}/cancel",
+        first["order_id"].as_str().unwrap()
+    );
+    let (status, cancelled) = s.call(Method::PUT, &cancel, Some(&alice), None).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["cancelled_at"].as_str().unwrap().ends_with('Z'));
+
+    let blank =
+        json!({"items": [{"product_id": 1, "quantity": 1}], "shipping_address": " \u{1c} "});
+    assert_error(
+        s.post("/api/v1/orders", Some(&alice), blank).await,
+        400,
+        "invalid_request",
+    );
+    let too_much = json!({"items": [{"product_id": 1, "quantity": 60}, {"product_id": 1, "quantity": 40}], "shipping_address": "x"});
+    assert_error(
+        s.post("/api/v1/orders", Some(&alice), too_much).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        s.get("/api/v1/orders/no-such-order", Some(&alice)).await,
+        404,
+        "not_found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_json_errors() {
+    let s = stack().await;
+    let token = s.session("edge@example.com").await;
+
+    let bad_json = s
+        .http
+        .post(format!("{}/api/v1/auth/login", s.gateway))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 400);
+    assert_eq!(
+        bad_json.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_request"
+    );
+    let wrong_type = json!({"product_id": "three", "quantity": 1});
+    assert_error(
+        s.post("/api/v1/cart/items", Some(&token), wrong_type).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        s.post("/api/v1/payments", Some(&token), json!([1, 2]))
+            .await,
+        400,
+        "invalid_request",
+    );
+    let cash = json!({"order_id": "x", "amount": 1.0, "method": "cash"});
+    assert_error(
+        s.post("/api/v1/payments", Some(&token), cash).await,
+        400,
+        "invalid_request",
+    );
+
+    assert_error(s.get("/api/v1/nowhere", None).await, 404, "not_found");
+    assert_error(s.get("/", None).await, 404, "not_found");
+    assert_error(
+        s.call(Method::PATCH, "/api/v1/products", None, None).await,
+        405,
+        "method_not_allowed",
+    );
+
+    let huge = json!({"email": "a".repeat(70 * 1024), "password": "x"});
+    assert_error(
+        s.post("/api/v1/auth/login", None, huge).await,
+        413,
+        "payload_too_large",
+    );
+
+    let protected = [
+        (Method::POST, "/api/v1/auth/logout"),
+        (Method::GET, "/api/v1/users/me"),
+        (Method::GET, "/api/v1/cart"),
+        (Method::DELETE, "/api/v1/cart"),
+        (Method::POST, "/api/v1/cart/items"),
+        (Method::DELETE, "/api/v1/cart/items/1"),
+        (Method::GET, "/api/v1/orders"),
+        (Method::POST, "/api/v1/orders"),
+        (Method::GET, "/api/v1/orders/x"),
+        (Method::PUT, "/api/v1/orders/x/cancel"),
+        (Method::POST, "/api/v1/payments"),
+        (Method::GET, "/api/v1/payments/x"),
+    ];
+    for (method, path) in protected {
+        let answer = s.call(method.clone(), path, None, None).await;
+        assert_eq!(answer.0, 401, "{method} {path} without a token");
+        assert_error(answer, 401, "unauthorized");
+    }
+
+    let (status, health) = s.get("/health", None).await;
+    assert_eq!((status, &health["status"]), (200, &json!("healthy")));
+}

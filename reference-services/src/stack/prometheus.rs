@@ -1,0 +1,82 @@
+//! A Prometheus server for the embedded stack, when a `prometheus` binary is available: its own
+//! config (every service's `/metrics`, scraped every second so short runs still have series) and
+//! data dir, on a free loopback port. It runs as a supervised child like the services.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+
+/// How often the embedded Prometheus scrapes.
+pub const SCRAPE_INTERVAL: &str = "1s";
+
+/// Finds `prometheus` on `PATH`.
+pub fn find_on_path() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("prometheus"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Writes the scrape config for `targets` (service name, `host:port`) into `dir`.
+pub fn write_config(dir: &Path, targets: &[(String, String)]) -> Result<PathBuf> {
+    let mut config = format!(
+        "# Written by shakedown for the embedded stack.\nglobal:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: {SCRAPE_INTERVAL}\nscrape_configs:\n"
+    );
+    for (name, address) in targets {
+        // One job per service: `job` then names the service in queries and in the targets page.
+        config.push_str(&format!(
+            "  - job_name: {name}\n    static_configs:\n      - targets: ['{address}']\n"
+        ));
+    }
+    let file = dir.join("prometheus.yml");
+    std::fs::write(&file, config).with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
+}
+
+/// Command-line arguments for a server using `config`, storing in `data`, listening on `listen`.
+pub fn args(config: &Path, data: &Path, listen: &str) -> Vec<String> {
+    vec![
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", data.display()),
+        "--storage.tsdb.retention.time=7d".to_string(),
+        format!("--web.listen-address={listen}"),
+        "--web.enable-lifecycle".to_string(),
+    ]
+}
+
+/// The readiness URL of a server listening on `listen`.
+pub fn ready_url(listen: &str) -> String {
+    format!("http://{listen}/-/ready")
+}
+
+/// The timeout for Prometheus to become ready (it replays its WAL on start).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lists_every_target_as_a_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_config(
+            dir.path(),
+            &[
+                ("order".into(), "127.0.0.1:4001".into()),
+                ("audit".into(), "127.0.0.1:4002".into()),
+            ],
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.contains(
+                "job_name: order\n    static_configs:\n      - targets: ['127.0.0.1:4001']"
+            )
+        );
+        assert!(text.contains("job_name: audit"));
+        assert!(text.contains("scrape_interval: 1s"));
+    }
+}

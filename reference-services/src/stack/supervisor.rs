@@ -1,0 +1,383 @@
+//! A small process supervisor, as a ReplicaSet would be: it starts each child once its
+//! dependencies are ready, watches `/ready`, restarts a child that died with exponential back-off,
+//! and on stop sends SIGTERM (then SIGKILL after a grace period). Children run in their own
+//! process group, so a Ctrl-C at the terminal reaches only shakedown, which stops them in order.
+//!
+//! Every start, readiness change, exit and restart is broadcast as an [`Event`], which is what a
+//! chaos journal needs to measure recovery time.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context, Result, anyhow};
+use nix::{sys::signal::Signal, unistd::Pid};
+use tokio::{
+    process::{Child, Command},
+    sync::{broadcast, watch},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+
+/// How long a child may take to exit after SIGTERM before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// A child that ran this long is considered healthy again: its back-off starts over.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// What to run for one service.
+#[derive(Clone, Debug)]
+pub struct ChildSpec {
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// stdout and stderr are appended here (restarts keep earlier output).
+    pub log: PathBuf,
+    /// Polled until it answers 200; `None` means ready as soon as started.
+    pub ready_url: Option<String>,
+}
+
+/// Something that happened to a child.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventKind {
+    Started {
+        pid: u32,
+    },
+    Ready,
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    Restarting {
+        attempt: u32,
+        delay_ms: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub service: String,
+    pub at: SystemTime,
+    pub kind: EventKind,
+}
+
+struct ChildState {
+    pid: Mutex<Option<u32>>,
+    ready: watch::Sender<bool>,
+    restarts: std::sync::atomic::AtomicU32,
+}
+
+/// The supervised children.
+pub struct Supervisor {
+    children: HashMap<String, Arc<ChildState>>,
+    events: broadcast::Sender<Event>,
+    stopping: CancellationToken,
+    monitors: JoinSet<()>,
+    http: reqwest::Client,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Supervisor {
+    pub fn new() -> Self {
+        Self {
+            children: HashMap::new(),
+            events: broadcast::channel(1024).0,
+            stopping: CancellationToken::new(),
+            monitors: JoinSet::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("building an HTTP client"),
+        }
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Supervises `spec`, started once every service in `after` is ready.
+    pub fn add(&mut self, spec: ChildSpec, after: &[&str]) -> Result<()> {
+        let deps = after
+            .iter()
+            .map(|d| {
+                self.children
+                    .get(*d)
+                    .map(|c| c.ready.subscribe())
+                    .ok_or_else(|| {
+                        anyhow!("{} depends on {d}, which was not added first", spec.name)
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let state = Arc::new(ChildState {
+            pid: Mutex::new(None),
+            ready: watch::channel(false).0,
+            restarts: 0.into(),
+        });
+        self.children.insert(spec.name.clone(), state.clone());
+        let monitor = Monitor {
+            spec,
+            state,
+            deps,
+            events: self.events.clone(),
+            stopping: self.stopping.clone(),
+            http: self.http.clone(),
+        };
+        self.monitors.spawn(monitor.run());
+        Ok(())
+    }
+
+    /// Waits until every child is ready; on timeout names those that are not.
+    pub async fn wait_all_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        for (name, state) in &self.children {
+            let mut rx = state.ready.subscribe();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, rx.wait_for(|r| *r))
+                .await
+                .is_err()
+            {
+                let waiting: Vec<_> = self
+                    .children
+                    .iter()
+                    .filter(|(_, s)| !*s.ready.borrow())
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                return Err(anyhow!(
+                    "not ready after {timeout:?}: {} (first seen waiting: {name})",
+                    waiting.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `service` is ready.
+    pub async fn wait_ready(&self, service: &str, timeout: Duration) -> Result<()> {
+        let mut rx = self.state(service)?.ready.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r))
+            .await
+            .map_err(|_| anyhow!("{service} not ready after {timeout:?}"))?
+            .map_err(|_| anyhow!("{service} is no longer supervised"))?;
+        Ok(())
+    }
+
+    pub fn is_ready(&self, service: &str) -> bool {
+        self.state(service)
+            .map(|s| *s.ready.borrow())
+            .unwrap_or(false)
+    }
+
+    /// Current pid of `service`, if it is running.
+    pub fn pid(&self, service: &str) -> Result<Option<u32>> {
+        Ok(*self.state(service)?.pid.lock().expect("pid lock"))
+    }
+
+    /// How many times `service` was restarted.
+    pub fn restarts(&self, service: &str) -> Result<u32> {
+        Ok(self
+            .state(service)?
+            .restarts
+            .load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Sends `signal` to the running process of `service` (SIGKILL for a process-kill drill).
+    pub fn signal(&self, service: &str, signal: Signal) -> Result<u32> {
+        let pid = self
+            .pid(service)?
+            .ok_or_else(|| anyhow!("{service} is not running right now"))?;
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), signal)
+            .with_context(|| format!("sending {signal} to {service} (pid {pid})"))?;
+        Ok(pid)
+    }
+
+    /// Stops every child (SIGTERM, then SIGKILL after [`STOP_GRACE`]) and waits for them.
+    pub async fn stop(&mut self) {
+        self.stopping.cancel();
+        while self.monitors.join_next().await.is_some() {}
+    }
+
+    fn state(&self, service: &str) -> Result<&Arc<ChildState>> {
+        self.children
+            .get(service)
+            .ok_or_else(|| anyhow!("no supervised service named {service:?}"))
+    }
+}
+
+struct Monitor {
+    spec: ChildSpec,
+    state: Arc<ChildState>,
+    deps: Vec<watch::Receiver<bool>>,
+    events: broadcast::Sender<Event>,
+    stopping: CancellationToken,
+    http: reqwest::Client,
+}
+
+impl Monitor {
+    fn emit(&self, kind: EventKind) {
+        let _ = self.events.send(Event {
+            service: self.spec.name.clone(),
+            at: SystemTime::now(),
+            kind,
+        });
+    }
+
+    async fn run(mut self) {
+        for dep in &mut self.deps {
+            tokio::select! {
+                _ = self.stopping.cancelled() => return,
+                _ = dep.wait_for(|r| *r) => {}
+            }
+        }
+        let mut attempt = 0u32;
+        loop {
+            let started = Instant::now();
+            match self.spawn() {
+                Ok(child) => self.watch(child).await,
+                Err(e) => {
+                    tracing::error!(service = %self.spec.name, error = %format!("{e:#}"), "start failed")
+                }
+            }
+            if self.stopping.is_cancelled() {
+                return;
+            }
+            if started.elapsed() > STABLE_AFTER {
+                attempt = 0;
+            }
+            let delay = FIRST_BACKOFF
+                .saturating_mul(1 << attempt.min(10))
+                .min(MAX_BACKOFF);
+            attempt += 1;
+            self.state
+                .restarts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.emit(EventKind::Restarting {
+                attempt,
+                delay_ms: delay.as_millis() as u64,
+            });
+            tokio::select! {
+                _ = self.stopping.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn spawn(&self) -> Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.spec.log)
+            .with_context(|| format!("opening log {}", self.spec.log.display()))?;
+        let mut command = Command::new(&self.spec.program);
+        command
+            .args(&self.spec.args)
+            .envs(self.spec.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; it makes the child die with its supervisor instead
+        // of lingering on its ports when shakedown itself is killed.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                    .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+            });
+        }
+        let child = command.spawn().with_context(|| {
+            format!(
+                "starting {} ({})",
+                self.spec.name,
+                self.spec.program.display()
+            )
+        })?;
+        let pid = child.id().unwrap_or_default();
+        *self.state.pid.lock().expect("pid lock") = Some(pid);
+        self.emit(EventKind::Started { pid });
+        Ok(child)
+    }
+
+    /// Follows one incarnation of the child until it exits (or until stop).
+    async fn watch(&self, mut child: Child) {
+        let incarnation = CancellationToken::new();
+        let poller = self.poll_ready(incarnation.clone());
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = self.stopping.cancelled() => {
+                if let Some(pid) = child.id() {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+                }
+                match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        tracing::warn!(service = %self.spec.name, "did not stop in time; killing");
+                        let _ = child.kill().await;
+                        child.wait().await
+                    }
+                }
+            }
+        };
+        incarnation.cancel();
+        let _ = poller.await;
+        *self.state.pid.lock().expect("pid lock") = None;
+        self.state.ready.send_replace(false);
+        use std::os::unix::process::ExitStatusExt;
+        let (code, signal) = match &status {
+            Ok(s) => (s.code(), s.signal()),
+            Err(_) => (None, None),
+        };
+        if !self.stopping.is_cancelled() {
+            tracing::warn!(service = %self.spec.name, ?code, ?signal, "exited; restarting");
+        }
+        self.emit(EventKind::Exited { code, signal });
+    }
+
+    fn poll_ready(&self, incarnation: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let http = self.http.clone();
+        let url = self.spec.ready_url.clone();
+        let ready = self.state.ready.clone();
+        let events = self.events.clone();
+        let service = self.spec.name.clone();
+        tokio::spawn(async move {
+            // Poll fast until ready; then slowly, only to notice the service going unready.
+            let mut period = Duration::ZERO;
+            loop {
+                tokio::select! {
+                    _ = incarnation.cancelled() => return,
+                    _ = tokio::time::sleep(period) => {}
+                }
+                let ok = match &url {
+                    None => true,
+                    Some(url) => http
+                        .get(url)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success()),
+                };
+                if ok != *ready.borrow() {
+                    ready.send_replace(ok);
+                    if ok {
+                        let _ = events.send(Event {
+                            service: service.clone(),
+                            at: SystemTime::now(),
+                            kind: EventKind::Ready,
+                        });
+                    }
+                }
+                period = Duration::from_millis(if ok { 500 } else { 50 });
+            }
+        })
+    }
+}

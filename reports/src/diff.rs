@@ -1,0 +1,401 @@
+//! Baseline comparison for `report diff`: did this run get worse than a known-good one?
+//!
+//! Compared: p95 and p99 latency and the error rate, overall and per transaction present in
+//! both runs, and the measured value and status of every SLO present in both. A change is a
+//! regression when it goes the bad way by more than the allowed fraction of the baseline.
+//! The baseline is floored (1 ms, 0.1 % error rate, 1 unit otherwise) so a baseline of 0 does
+//! not make any change an infinite regression. An SLO whose status drops to `fail` regresses
+//! whatever the numbers say.
+
+use crate::model::{LatencyStats, Report, SloStatus, SloVerdict};
+use crate::threshold::format_value;
+
+/// One compared figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiffRow {
+    /// What is compared: `overall`, `transaction place_order`, `slo gateway-p95`.
+    pub subject: String,
+    /// Which figure: `p95`, `p99`, `error rate`, `measured`.
+    pub metric: String,
+    /// Unit of the values (`ms`, `ratio`, an SLO's unit).
+    pub unit: String,
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// Signed relative change of `current` against the (floored) baseline.
+    pub change: Option<f64>,
+    pub regression: bool,
+    /// Extra context: a status change, a figure present in one run only.
+    pub note: Option<String>,
+}
+
+/// The comparison of two runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportDiff {
+    /// The allowed change in the bad direction, as a fraction (0.1 = 10 %).
+    pub max_regression: f64,
+    pub rows: Vec<DiffRow>,
+}
+
+/// Which way is worse for a figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Worse {
+    Higher,
+    Lower,
+    /// Unknown direction: only status changes count.
+    Either,
+}
+
+impl ReportDiff {
+    pub fn regressions(&self) -> impl Iterator<Item = &DiffRow> {
+        self.rows.iter().filter(|r| r.regression)
+    }
+
+    pub fn has_regressions(&self) -> bool {
+        self.regressions().next().is_some()
+    }
+
+    /// A Markdown table of every row, regressions marked, and a closing summary line.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from(
+            "| Subject | Metric | Baseline | New | Change | Verdict |\n|---|---|--:|--:|--:|---|\n",
+        );
+        for row in &self.rows {
+            let value = |v: Option<f64>| v.map_or("-".to_string(), |v| format_value(v, &row.unit));
+            let change = row
+                .change
+                .map_or("-".to_string(), |c| format!("{:+.1} %", c * 100.0));
+            let mut verdict = if row.regression {
+                "❌ regression"
+            } else {
+                "ok"
+            }
+            .to_string();
+            if let Some(note) = &row.note {
+                verdict.push_str(&format!(" ({note})"));
+            }
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {change} | {verdict} |\n",
+                row.subject.replace('|', "\\|"),
+                row.metric,
+                value(row.baseline),
+                value(row.current),
+            ));
+        }
+        let regressions = self.regressions().count();
+        out.push_str(&format!(
+            "\n{} beyond the allowed {:.1} %.\n",
+            match regressions {
+                0 => "No regression".to_string(),
+                1 => "1 regression".to_string(),
+                n => format!("{n} regressions"),
+            },
+            self.max_regression * 100.0
+        ));
+        out
+    }
+}
+
+/// Compares `current` with `baseline`, allowing `max_regression` (a fraction) of change in
+/// the bad direction.
+pub fn diff(current: &Report, baseline: &Report, max_regression: f64) -> ReportDiff {
+    let mut rows = Vec::new();
+    latency_and_errors(
+        &mut rows,
+        "overall",
+        (
+            pick_latency(
+                current.totals.latency,
+                current.totals.corrected_latency,
+                baseline.totals.corrected_latency,
+            ),
+            current.totals.error_rate,
+        ),
+        (
+            pick_latency(
+                baseline.totals.latency,
+                baseline.totals.corrected_latency,
+                current.totals.corrected_latency,
+            ),
+            baseline.totals.error_rate,
+        ),
+        max_regression,
+    );
+    for now in &current.transactions {
+        match baseline.transactions.iter().find(|t| t.name == now.name) {
+            Some(before) => latency_and_errors(
+                &mut rows,
+                &format!("transaction {}", now.name),
+                (
+                    pick_latency(now.latency, now.corrected_latency, before.corrected_latency),
+                    now.error_rate,
+                ),
+                (
+                    pick_latency(
+                        before.latency,
+                        before.corrected_latency,
+                        now.corrected_latency,
+                    ),
+                    before.error_rate,
+                ),
+                max_regression,
+            ),
+            None => rows.push(only_in(&format!("transaction {}", now.name), "new run")),
+        }
+    }
+    for before in &baseline.transactions {
+        if !current.transactions.iter().any(|t| t.name == before.name) {
+            rows.push(only_in(&format!("transaction {}", before.name), "baseline"));
+        }
+    }
+    for now in &current.slos {
+        match baseline.slos.iter().find(|s| s.name == now.name) {
+            Some(before) => rows.push(slo_row(now, before, max_regression)),
+            None => rows.push(only_in(&format!("slo {}", now.name), "new run")),
+        }
+    }
+    ReportDiff {
+        max_regression,
+        rows,
+    }
+}
+
+/// The latency to compare: corrected for coordinated omission when both runs have it (open
+/// model), the plain one otherwise, so both sides always measure the same thing.
+fn pick_latency(
+    plain: Option<LatencyStats>,
+    corrected: Option<LatencyStats>,
+    other_corrected: Option<LatencyStats>,
+) -> Option<LatencyStats> {
+    match (corrected, other_corrected) {
+        (Some(c), Some(_)) => Some(c),
+        _ => plain,
+    }
+}
+
+fn latency_and_errors(
+    rows: &mut Vec<DiffRow>,
+    subject: &str,
+    (now_latency, now_errors): (Option<LatencyStats>, f64),
+    (before_latency, before_errors): (Option<LatencyStats>, f64),
+    max_regression: f64,
+) {
+    let p95 = |s: Option<LatencyStats>| s.map(|s| s.p95_ms);
+    let p99 = |s: Option<LatencyStats>| s.map(|s| s.p99_ms);
+    for (metric, now, before) in [
+        ("p95", p95(now_latency), p95(before_latency)),
+        ("p99", p99(now_latency), p99(before_latency)),
+    ] {
+        rows.push(compare(
+            subject,
+            metric,
+            "ms",
+            before,
+            now,
+            Worse::Higher,
+            max_regression,
+        ));
+    }
+    rows.push(compare(
+        subject,
+        "error rate",
+        "ratio",
+        Some(before_errors),
+        Some(now_errors),
+        Worse::Higher,
+        max_regression,
+    ));
+}
+
+fn compare(
+    subject: &str,
+    metric: &str,
+    unit: &str,
+    baseline: Option<f64>,
+    current: Option<f64>,
+    worse: Worse,
+    max_regression: f64,
+) -> DiffRow {
+    let change = match (baseline, current) {
+        (Some(before), Some(now)) => Some((now - before) / before.abs().max(floor(unit))),
+        _ => None,
+    };
+    let regression = change.is_some_and(|c| match worse {
+        Worse::Higher => c > max_regression,
+        Worse::Lower => -c > max_regression,
+        Worse::Either => false,
+    });
+    DiffRow {
+        subject: subject.to_string(),
+        metric: metric.to_string(),
+        unit: unit.to_string(),
+        baseline,
+        current,
+        change,
+        regression,
+        note: None,
+    }
+}
+
+/// The smallest baseline a relative change is computed against.
+fn floor(unit: &str) -> f64 {
+    match unit {
+        "ratio" => 0.001,
+        _ => 1.0,
+    }
+}
+
+fn slo_row(now: &SloVerdict, before: &SloVerdict, max_regression: f64) -> DiffRow {
+    let unit = now.unit.clone().unwrap_or_default();
+    let mut row = compare(
+        &format!("slo {}", now.name),
+        "measured",
+        &unit,
+        before.measured,
+        now.measured,
+        direction(&now.objective),
+        max_regression,
+    );
+    if now.status != before.status {
+        row.note = Some(format!("status {} → {}", before.status, now.status));
+        if now.status == SloStatus::Fail {
+            row.regression = true;
+        }
+    }
+    row
+}
+
+/// Which way is worse, read from the objective text (`p95 < 500 ms` → higher is worse).
+fn direction(objective: &str) -> Worse {
+    match objective.find(['<', '>', '≤', '≥']) {
+        Some(i) => match objective[i..].chars().next() {
+            Some('<') | Some('≤') => Worse::Higher,
+            _ => Worse::Lower,
+        },
+        None => Worse::Either,
+    }
+}
+
+fn only_in(subject: &str, run: &str) -> DiffRow {
+    DiffRow {
+        subject: subject.to_string(),
+        metric: "-".to_string(),
+        unit: String::new(),
+        baseline: None,
+        current: None,
+        change: None,
+        regression: false,
+        note: Some(format!("only in the {run}")),
+    }
+}
+
+/// Reads a regression bound: `10%` or a fraction like `0.1`.
+pub fn parse_bound(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let value = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a bound like `10%` or `0.1`"))?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("`{text}` must be zero or more"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::sample_report;
+
+    #[test]
+    fn a_run_compared_with_itself_has_no_regression() {
+        let report = sample_report();
+        let diff = diff(&report, &report, 0.0);
+        assert!(!diff.has_regressions(), "{}", diff.to_markdown());
+        // Overall, three transactions and one SLO.
+        assert_eq!(diff.rows.len(), 3 + 3 * 3 + 1);
+        assert!(diff.rows.iter().all(|r| r.change == Some(0.0)));
+    }
+
+    #[test]
+    fn slower_transactions_and_more_errors_regress_beyond_the_bound() {
+        let baseline = sample_report();
+        let mut current = baseline.clone();
+        let t = &mut current.transactions[0];
+        let mut latency = t.latency.unwrap();
+        latency.p95_ms *= 1.05;
+        latency.p99_ms *= 1.25;
+        t.latency = Some(latency);
+        current.totals.error_rate = baseline.totals.error_rate * 2.0;
+
+        let diff = diff(&current, &baseline, 0.10);
+        let regressions: Vec<(String, String)> = diff
+            .regressions()
+            .map(|r| (r.subject.clone(), r.metric.clone()))
+            .collect();
+        let name = &baseline.transactions[0].name;
+        assert_eq!(
+            regressions,
+            [
+                ("overall".to_string(), "error rate".to_string()),
+                (format!("transaction {name}"), "p99".to_string()),
+            ]
+        );
+        let markdown = diff.to_markdown();
+        assert!(markdown.contains("+25.0 %"), "{markdown}");
+        assert!(
+            markdown.contains("2 regressions beyond the allowed 10.0 %"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn slo_direction_comes_from_the_objective_and_a_new_failure_always_regresses() {
+        let baseline = sample_report();
+        let mut current = baseline.clone();
+        // `availability >= 99.9 %`: lower is worse.
+        current.slos[0].measured = Some(0.5);
+        let row = &diff(&current, &baseline, 0.10)
+            .rows
+            .last()
+            .cloned()
+            .unwrap();
+        assert!(row.regression, "{row:?}");
+
+        let mut better = baseline.clone();
+        better.slos[0].measured = Some(1.0);
+        assert!(!diff(&better, &baseline, 0.0).has_regressions());
+
+        let mut failed = baseline.clone();
+        failed.slos[0].status = SloStatus::Fail;
+        let row = diff(&failed, &baseline, 0.10).rows.last().cloned().unwrap();
+        assert!(row.regression);
+        assert_eq!(row.note.as_deref(), Some("status pass → fail"));
+    }
+
+    #[test]
+    fn a_zero_baseline_is_floored() {
+        let row = compare(
+            "x",
+            "error rate",
+            "ratio",
+            Some(0.0),
+            Some(0.0005),
+            Worse::Higher,
+            0.10,
+        );
+        assert_eq!(row.change, Some(0.5));
+        assert!(row.regression);
+        let row = compare("x", "p95", "ms", Some(0.0), Some(0.05), Worse::Higher, 0.10);
+        assert!(!row.regression, "0.05 ms more than nothing is noise");
+    }
+
+    #[test]
+    fn bounds_read_as_percentages_or_fractions() {
+        assert_eq!(parse_bound("10%").unwrap(), 0.1);
+        assert_eq!(parse_bound("0.25").unwrap(), 0.25);
+        assert!(parse_bound("-5%").is_err());
+        assert!(parse_bound("ten").is_err());
+    }
+}

@@ -1,0 +1,49 @@
+//! Load generation for shakedown: Goose scenarios against the gateway API, load profiles as
+//! data, and HDR latency recording that ends in a [`reports::Report`].
+//!
+//! The CLI needs three things:
+//!
+//! - [`Profile::resolve`] (a YAML path or a built-in name such as `k6-baseline`), optionally
+//!   [`Profile::scaled`] and [`Profile::with_overrides`]; failures are [`ProfileError`]s
+//!   (usage errors, exit 2).
+//! - [`execute`] with a [`RunSpec`]: probes `GET {target}/health`, runs the scenario under
+//!   the profile and returns the report — partial on Ctrl-C or when the target dies mid-run;
+//!   inside [`RunError::Unreachable`] when the target could not be reached at all.
+//! - [`scenario_names`] and [`builtin_profile_names`] for help texts.
+//!
+//! Latency is measured with our own clock around each request and its body, in
+//! microseconds; for open-model profiles every request is also recorded corrected for
+//! coordinated omission (from its iteration's intended start). See `reports/SCHEMA.md` for
+//! what ends up in the report.
+
+mod assemble;
+mod error;
+mod gateway;
+mod goose_plan;
+mod pacing;
+pub mod profile;
+mod progress;
+mod recorder;
+mod request;
+mod runner;
+mod scenarios;
+mod session;
+mod watch;
+
+pub use error::RunError;
+pub use profile::{
+    ArrivalSchedule, DEFAULT_REQUEST_TIMEOUT, Load, Overrides, Profile, ProfileError, RateStage,
+    ThinkTime, UserStage, builtin_names as builtin_profile_names,
+};
+pub use reports::{Report, Threshold, default_thresholds};
+pub use runner::{RunSpec, execute};
+pub use scenarios::scenario_names;
+pub use watch::DEAD_TARGET_WINDOW;
+
+/// Descriptions of every scenario, `(name, description)`, for help texts.
+pub fn scenario_descriptions() -> Vec<(&'static str, &'static str)> {
+    scenarios::all()
+        .iter()
+        .map(|s| (s.name, s.description))
+        .collect()
+}

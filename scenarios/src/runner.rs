@@ -1,0 +1,267 @@
+//! Running a scenario under a profile and producing its report.
+//!
+//! [`execute`] is the one entry point the CLI calls. It probes the target first (no point
+//! ramping up against a closed port), runs Goose with our recorder attached, and always
+//! comes back with a report: complete, partial (Ctrl-C, target died mid-run), or inside the
+//! error when the target could not be reached at all.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use reports::{ArrivalStats, Report, Threshold, default_thresholds};
+
+use crate::assemble::{RunFacts, assemble};
+use crate::error::RunError;
+use crate::goose_plan::goose_attack;
+use crate::pacing::ArrivalPacer;
+use crate::profile::{ArrivalSchedule, Load, Profile};
+use crate::progress::Progress;
+use crate::recorder::Recorder;
+use crate::scenarios::{self, ScenarioDef};
+use crate::session::RunContext;
+use crate::watch::{StopReason, watch};
+
+/// How long the pre-flight `GET /health` may take before the target counts as unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// Scenario name, one of [`scenarios::scenario_names`].
+    pub scenario: String,
+    /// Base URL of the gateway, e.g. `http://127.0.0.1:8080` (a path prefix is kept).
+    pub target: String,
+    /// The load profile, already scaled/overridden.
+    pub profile: Profile,
+    /// No progress bar (it is also hidden when stderr is not a terminal or `CI` is set).
+    pub quiet: bool,
+    /// Thresholds to judge; when empty, the profile's, and when it has none, the defaults
+    /// (p95 < 500 ms, p99 < 1000 ms, error rate < 5 %).
+    pub thresholds: Vec<Threshold>,
+}
+
+/// Runs `spec` and returns its report.
+///
+/// - `Ok(report)`: the run happened. `report.partial` is set when it stopped early —
+///   interrupted by Ctrl-C (Goose's handler stops the users; a second Ctrl-C exits at once)
+///   or stopped because every request of the last 5 s failed to connect — with
+///   `partial_reason` saying which. `report.verdict` says pass or fail.
+/// - `Err(RunError::Unreachable)`: `GET {target}/health` could not connect or timed out; the
+///   error carries a partial report with no requests.
+/// - `Err(RunError::UnknownScenario | InvalidTarget)`: nothing was run.
+/// - `Err(RunError::LoadGenerator)`: Goose failed; the error carries what was measured.
+///
+/// Goose's Ctrl-C handler and killswitch are process-wide, so run one `execute` at a time
+/// per process.
+pub async fn execute(spec: RunSpec) -> Result<Report, RunError> {
+    let scenario = scenarios::find(&spec.scenario).ok_or_else(|| RunError::UnknownScenario {
+        name: spec.scenario.clone(),
+        known: scenarios::scenario_names(),
+    })?;
+    let base_url = normalize_target(&spec.target)?;
+    let thresholds = effective_thresholds(&spec);
+    let run_id = uuid::Uuid::now_v7();
+
+    if let Err(reason) = probe(&base_url, spec.profile.request_timeout.min(PROBE_TIMEOUT)).await {
+        let now = Utc::now();
+        let report = assemble(
+            RunFacts {
+                run_id: run_id.to_string(),
+                scenario: scenario.name,
+                target: &base_url,
+                profile: &spec.profile,
+                started_at: now,
+                ended_at: now,
+                actual_duration: Duration::ZERO,
+                partial_reason: Some(format!("target unreachable: {reason}")),
+                thresholds: &thresholds,
+                arrivals: None,
+            },
+            Recorder::new(false).measurements(),
+        );
+        return Err(RunError::Unreachable {
+            target: base_url,
+            reason,
+            report: Box::new(report),
+        });
+    }
+
+    run_load(&spec, &scenario, &base_url, &thresholds, run_id).await
+}
+
+/// The load phase: Goose plus the recorder, watcher and progress bar.
+async fn run_load(
+    spec: &RunSpec,
+    scenario: &ScenarioDef,
+    base_url: &str,
+    thresholds: &[Threshold],
+    run_id: uuid::Uuid,
+) -> Result<Report, RunError> {
+    let profile = &spec.profile;
+    let pacer = match &profile.load {
+        Load::Open {
+            start_rate, stages, ..
+        } => Some(Arc::new(ArrivalPacer::new(ArrivalSchedule::new(
+            *start_rate,
+            stages,
+        )))),
+        Load::Closed { .. } => None,
+    };
+    let recorder = Arc::new(Recorder::new(pacer.is_some()));
+    let run_tag = run_id.simple().to_string();
+    let run = Arc::new(RunContext::new(
+        recorder.clone(),
+        pacer.clone(),
+        base_url.to_string(),
+        run_tag[run_tag.len() - 12..].to_string(),
+    ));
+    let attack = goose_attack(scenario, profile, base_url, run);
+
+    let progress = Arc::new(Progress::new(
+        spec.quiet,
+        profile.planned_duration(),
+        &format!("{} · {}", scenario.name, profile.name),
+    ));
+    let stop = Arc::new(StopReason::default());
+    let started_at = Utc::now();
+    let started = Instant::now();
+    let outcome = match attack {
+        Ok(attack) => {
+            let watcher = tokio::spawn(watch(recorder.clone(), progress.clone(), stop.clone()));
+            let outcome = attack.execute().await;
+            watcher.abort();
+            outcome.map(|_| ())
+        }
+        Err(error) => Err(error),
+    };
+    let actual_duration = started.elapsed();
+    let ended_at = Utc::now();
+    progress.finish();
+
+    // Goose's killswitch is set by its Ctrl-C handler or by our watcher; the watcher records
+    // its reason first, so a triggered killswitch without one means Ctrl-C.
+    let interrupted = goose::is_killswitch_triggered();
+    goose::reset_killswitch();
+    let partial_reason = match (&outcome, stop.get()) {
+        (Err(error), _) => Some(format!("load generator failed: {error}")),
+        (Ok(()), Some(reason)) => Some(reason.to_string()),
+        (Ok(()), None) if interrupted => Some("interrupted (Ctrl-C)".to_string()),
+        (Ok(()), None) => None,
+    };
+    let measurements = recorder.measurements();
+    let arrivals = pacer.as_ref().map(|pacer| ArrivalStats {
+        scheduled_iterations: pacer.scheduled_so_far(),
+        started_iterations: pacer.started(),
+        max_lateness_ms: measurements.max_lateness.as_secs_f64() * 1000.0,
+    });
+    let report = assemble(
+        RunFacts {
+            run_id: run_id.to_string(),
+            scenario: scenario.name,
+            target: base_url,
+            profile,
+            started_at,
+            ended_at,
+            actual_duration,
+            partial_reason,
+            thresholds,
+            arrivals,
+        },
+        measurements,
+    );
+    match outcome {
+        Ok(()) => Ok(report),
+        Err(error) => Err(RunError::LoadGenerator {
+            message: error.to_string(),
+            report: Box::new(report),
+        }),
+    }
+}
+
+/// The caller's thresholds, else the profile's, else the defaults.
+fn effective_thresholds(spec: &RunSpec) -> Vec<Threshold> {
+    if !spec.thresholds.is_empty() {
+        spec.thresholds.clone()
+    } else if !spec.profile.thresholds.is_empty() {
+        spec.profile.thresholds.clone()
+    } else {
+        default_thresholds()
+    }
+}
+
+/// Checks the target is an http(s) URL with a host and drops any trailing slash.
+fn normalize_target(target: &str) -> Result<String, RunError> {
+    let invalid = |reason: &str| RunError::InvalidTarget {
+        target: target.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = reqwest::Url::parse(target.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a base URL has no query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// `GET {base}/health`: `Err(reason)` when it cannot connect or times out. Any HTTP answer —
+/// even an error status — means the target is there; the run will show how it behaves.
+async fn probe(base_url: &str, timeout: Duration) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+    let url = format!("{base_url}/health");
+    match client.get(&url).send().await {
+        Ok(response) => {
+            if !response.status().is_success() {
+                tracing::warn!(status = %response.status(), "GET {url} did not succeed; running anyway");
+            }
+            Ok(())
+        }
+        Err(error) => {
+            let mut cause: &dyn std::error::Error = &error;
+            while let Some(source) = cause.source() {
+                cause = source;
+            }
+            let kind = if error.is_timeout() {
+                "timed out"
+            } else {
+                "cannot connect"
+            };
+            Err(format!("GET {url}: {kind}: {cause}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_normalized_or_refused() {
+        assert_eq!(
+            normalize_target("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalize_target("https://shop.example/api-gw/").unwrap(),
+            "https://shop.example/api-gw"
+        );
+        for bad in [
+            "127.0.0.1:8080",
+            "ftp://host",
+            "http://",
+            "http://h/?q=1",
+            "",
+        ] {
+            let error = normalize_target(bad).unwrap_err();
+            assert!(error.is_usage(), "{bad}: {error}");
+        }
+    }
+}

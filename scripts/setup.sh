@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages shakedown's tests and embedded stack use, when missing:
+#   prometheus + promtool  (SLO tests, the embedded stack's metrics)
+#   redis-server           (cart service tests against a real Redis)
+# PostgreSQL (initdb/pg_ctl) is expected on the machine; tests that need it skip with a message
+# otherwise. Safe to run repeatedly; does nothing when everything is present.
+set -euo pipefail
+
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's packages may start daemons where an init system exists; shakedown starts its own.
+command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v redis-server >/dev/null
+echo "setup: ok (prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), $(redis-server --version | awk '{print $3}'))" >&2

@@ -1,0 +1,109 @@
+//! Deserializing with a validation step that keeps the YAML position.
+//!
+//! `#[serde(try_from = ...)]` validates after the node has been read, so serde_yaml_ng blames
+//! the enclosing mapping: a bad `warn` band would point at the SLO's first line. These helpers
+//! run the check inside the visitor of the node itself, so the error carries that node's line
+//! and column.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Error, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// Reads a mapping as `Raw`, then converts it.
+pub fn map<'de, D, Raw, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    Raw: Deserialize<'de>,
+    T: TryFrom<Raw, Error = String>,
+{
+    struct MapVisitor<Raw, T>(PhantomData<(Raw, T)>);
+    impl<'de, Raw, T> Visitor<'de> for MapVisitor<Raw, T>
+    where
+        Raw: Deserialize<'de>,
+        T: TryFrom<Raw, Error = String>,
+    {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            let raw = Raw::deserialize(MapAccessDeserializer::new(map))?;
+            T::try_from(raw).map_err(A::Error::custom)
+        }
+    }
+    deserializer.deserialize_map(MapVisitor(PhantomData))
+}
+
+/// Reads a string, then converts it.
+pub fn string<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<String, Error = String>,
+{
+    struct StringVisitor<T>(PhantomData<T>);
+    impl<T: TryFrom<String, Error = String>> Visitor<'_> for StringVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<T, E> {
+            T::try_from(v.to_string()).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_str(StringVisitor(PhantomData))
+}
+
+/// Reads a number, then converts it.
+pub fn number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<f64, Error = String>,
+{
+    struct NumberVisitor<T>(PhantomData<T>);
+    impl<T: TryFrom<f64, Error = String>> Visitor<'_> for NumberVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number")
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<T, E> {
+            T::try_from(v).map_err(E::custom)
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<T, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<T, E> {
+            self.visit_f64(v as f64)
+        }
+    }
+    deserializer.deserialize_f64(NumberVisitor(PhantomData))
+}
+
+/// `impl Deserialize` for a type validated by one of the helpers above.
+macro_rules! deserialize_validated {
+    ($ty:ty, map $raw:ty) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                crate::validated::map::<D, $raw, $ty>(d)
+            }
+        }
+    };
+    ($ty:ty, string) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                crate::validated::string::<D, $ty>(d)
+            }
+        }
+    };
+    ($ty:ty, number) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                crate::validated::number::<D, $ty>(d)
+            }
+        }
+    };
+}
+
+pub(crate) use deserialize_validated;

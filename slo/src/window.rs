@@ -1,0 +1,239 @@
+//! The evaluation window: the span every SLO of a check is judged over, the marks inside it
+//! (end of load, journal events) that recovery SLIs count from, and the sampling resolution.
+//!
+//! Prometheus works in whole seconds, so the bounds are kept in whole seconds too: the window a
+//! verdict prints is exactly the one that was queried.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use reports::{JournalEvent, Report};
+
+use crate::model::{After, Defaults};
+use crate::time::parse_instant;
+
+/// Instants inside a window that an SLI can refer to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Marks {
+    /// When the load stopped.
+    pub load_end: Option<DateTime<Utc>>,
+    /// What happened during the run (chaos actions...), from a run report's journal.
+    pub events: Vec<JournalEvent>,
+}
+
+/// A span of time with its marks and resolution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub marks: Marks,
+    /// Resolution of Prometheus range queries.
+    pub step: Duration,
+    /// Interval between samples of live sources.
+    pub sample_every: Duration,
+}
+
+impl Window {
+    /// The window `[from, to]`, truncated to whole seconds, with the set's resolution.
+    pub fn new(
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        defaults: &Defaults,
+    ) -> Result<Window, String> {
+        let (from, to) = (from.trunc_subsecs(0), to.trunc_subsecs(0));
+        if from >= to {
+            return Err(format!(
+                "the window must end after it starts (from {} to {})",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            ));
+        }
+        Ok(Window {
+            from,
+            to,
+            marks: Marks::default(),
+            step: defaults.step,
+            sample_every: defaults.sample_every,
+        })
+    }
+
+    /// The window a run report covers, with its end of load and journal as marks.
+    pub fn of_run(report: &Report, defaults: &Defaults) -> Result<Window, String> {
+        let mut window = Window::new(
+            report.started_at,
+            // Round the end up: the last requests of the run must be inside the window.
+            report.ended_at.trunc_subsecs(0)
+                + if report.ended_at.timestamp_subsec_nanos() > 0 {
+                    chrono::Duration::seconds(1)
+                } else {
+                    chrono::Duration::zero()
+                },
+            defaults,
+        )?;
+        window.marks = Marks {
+            load_end: Some(report.ended_at),
+            events: report.journal.clone(),
+        };
+        Ok(window)
+    }
+
+    /// The window given as command-line text (RFC 3339 or `now-15m`, see
+    /// [`crate::parse_instant`]): `to` defaults to now, `from` to `to` minus the set's default
+    /// window; `load_end` is the mark recovery SLIs count from.
+    pub fn from_text(
+        from: Option<&str>,
+        to: Option<&str>,
+        load_end: Option<&str>,
+        defaults: &Defaults,
+    ) -> Result<Window, String> {
+        Window::from_text_at(from, to, load_end, defaults, Utc::now())
+    }
+
+    /// [`Window::from_text`] with "now" given.
+    pub fn from_text_at(
+        from: Option<&str>,
+        to: Option<&str>,
+        load_end: Option<&str>,
+        defaults: &Defaults,
+        now: DateTime<Utc>,
+    ) -> Result<Window, String> {
+        let instant = |text: &str| parse_instant(text, now).map_err(|e| e.to_string());
+        let to = to.map(instant).transpose()?.unwrap_or(now);
+        let from = match from {
+            Some(text) => instant(text)?,
+            None => {
+                to - chrono::Duration::from_std(defaults.window)
+                    .map_err(|e| format!("window {:?}: {e}", defaults.window))?
+            }
+        };
+        let mut window = Window::new(from, to, defaults)?;
+        window.marks.load_end = load_end.map(instant).transpose()?;
+        Ok(window)
+    }
+
+    pub fn with_marks(mut self, marks: Marks) -> Window {
+        self.marks = marks;
+        self
+    }
+
+    /// Whether the window's end has passed (live sources have nothing left to sample).
+    pub fn is_over(&self) -> bool {
+        Utc::now() >= self.to
+    }
+
+    /// Length in whole seconds (at least 1).
+    pub fn seconds(&self) -> i64 {
+        (self.to - self.from).num_seconds().max(1)
+    }
+
+    /// The length as a PromQL range, e.g. `900s`.
+    pub fn promql_range(&self) -> String {
+        format!("{}s", self.seconds())
+    }
+
+    /// `2025-01-02T03:04:05Z..2025-01-02T03:19:05Z (15m)`.
+    pub fn describe(&self) -> String {
+        let length = humantime::format_duration(Duration::from_secs(self.seconds() as u64));
+        format!(
+            "{}..{} ({length})",
+            self.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+
+    /// The instant `after` refers to.
+    pub fn instant(&self, after: &After) -> Result<DateTime<Utc>, String> {
+        match after {
+            After::LoadEnd => self.marks.load_end.ok_or_else(|| {
+                "the end of load is not known: evaluate a run report (--run) or pass --load-end"
+                    .to_string()
+            }),
+            After::WindowStart => Ok(self.from),
+            After::At(at) => Ok(*at),
+            After::Event(kind) => self
+                .marks
+                .events
+                .iter()
+                .filter(|e| &e.kind == kind)
+                .map(|e| e.ended_at.unwrap_or(e.at))
+                .min()
+                .ok_or_else(|| format!("no journal event of kind `{kind}` in this run")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn windows_are_whole_seconds_and_ordered() {
+        let defaults = Defaults::default();
+        let w = Window::new(
+            at(0) + chrono::Duration::milliseconds(700),
+            at(900),
+            &defaults,
+        )
+        .unwrap();
+        assert_eq!(w.from, at(0));
+        assert_eq!(w.promql_range(), "900s");
+        assert!(w.describe().ends_with("(15m)"), "{}", w.describe());
+        assert!(Window::new(at(5), at(5), &defaults).is_err());
+    }
+
+    #[test]
+    fn windows_from_command_line_text() {
+        let defaults = Defaults::default();
+        let now = at(1000);
+        let w = Window::from_text_at(None, None, None, &defaults, now).unwrap();
+        assert_eq!((w.from, w.to), (at(100), at(1000)), "the last 15 minutes");
+        let w = Window::from_text_at(
+            Some("now-1h"),
+            Some("now-30m"),
+            Some("now-40m"),
+            &defaults,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (w.from, w.to, w.marks.load_end),
+            (at(-2600), at(-800), Some(at(-1400)))
+        );
+        let error =
+            Window::from_text_at(Some("now"), Some("now-1m"), None, &defaults, now).unwrap_err();
+        assert!(error.contains("must end after it starts"), "{error}");
+        assert!(Window::from_text_at(Some("soon"), None, None, &defaults, now).is_err());
+    }
+
+    #[test]
+    fn marks_resolve_to_instants() {
+        let mut w = Window::new(at(0), at(900), &Defaults::default()).unwrap();
+        assert!(
+            w.instant(&After::LoadEnd)
+                .unwrap_err()
+                .contains("--load-end")
+        );
+        w.marks.load_end = Some(at(600));
+        w.marks.events.push(JournalEvent {
+            at: at(300),
+            ended_at: Some(at(330)),
+            kind: "chaos.broker-failure".into(),
+            target: "kafka-1".into(),
+            outcome: "ok".into(),
+            detail: None,
+        });
+        assert_eq!(w.instant(&After::LoadEnd).unwrap(), at(600));
+        assert_eq!(w.instant(&After::WindowStart).unwrap(), at(0));
+        assert_eq!(
+            w.instant(&After::Event("chaos.broker-failure".into()))
+                .unwrap(),
+            at(330)
+        );
+        assert!(w.instant(&After::Event("chaos.kill-pod".into())).is_err());
+    }
+}

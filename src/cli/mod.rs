@@ -1,0 +1,74 @@
+//! Command-line interface: one subcommand a module, each turning flags into library calls and a
+//! library outcome into an exit code (see [`exit`]).
+
+mod exit;
+mod report;
+mod serve;
+mod slo;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use exit::Exit;
+
+/// Load testing, chaos drills and SLO gates for e-commerce microservice platforms.
+#[derive(Parser, Debug)]
+#[command(name = "shakedown", version, about, long_about = None)]
+#[command(after_help = exit::HELP)]
+struct Cli {
+    /// No progress output (also implied by CI=true or a non-terminal stderr).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the embedded reference stack on 127.0.0.1 and keep it in the foreground.
+    Up(up::UpArgs),
+    /// Run one reference service (what a container runs); configuration from the environment.
+    Serve(serve::ServeArgs),
+    /// Service level objectives: `slo check` judges an SLO file over a window (the CI gate).
+    Slo(slo::SloArgs),
+    /// Run reports: `report show` prints one, `report diff` compares a run with a baseline.
+    Report(report::ReportArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Pass.into()
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return Exit::Unreachable.into();
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args, cli.quiet).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Slo(args) => slo::run(args, cli.quiet).await,
+            Command::Report(args) => report::run(args),
+        }
+    });
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::classify(&e).into()
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `shakedown slo check`: judge an SLO file over a window (or a run report's window) and turn the
+//! verdicts into an exit code, a table on stdout and, with `--out`, Markdown, JUnit and JSON.
+//!
+//! Exit codes follow the gate (`slo::Gate`): 0 pass, 1 an SLO failed (or is unknown without
+//! `--allow-unknown`), 2 the SLO file or flags are wrong, 3 a source could not be reached.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use reports::Report;
+
+use super::{Exit, exit};
+
+#[derive(Args, Debug)]
+pub struct SloArgs {
+    #[command(subcommand)]
+    command: SloCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum SloCommand {
+    /// Evaluate an SLO file over a window: the CI gate for runs made elsewhere.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// The SLO file (apiVersion shakedown/v1, kind SLOSet).
+    #[arg(long)]
+    slo: PathBuf,
+    /// Prometheus base URL, e.g. http://prometheus:9090.
+    #[arg(long, env = "SHAKEDOWN_PROMETHEUS")]
+    prometheus: Option<String>,
+    /// Kafka bootstrap servers for SLOs with `source: kafka`.
+    #[arg(long, env = "SHAKEDOWN_KAFKA")]
+    kafka: Option<String>,
+    /// kubeconfig context for SLOs with `source: kube` (default: the current context).
+    #[arg(long)]
+    kube_context: Option<String>,
+    /// Window start: RFC 3339 or relative (now-15m). Default: --to minus the file's window.
+    #[arg(long, conflicts_with = "run")]
+    from: Option<String>,
+    /// Window end: RFC 3339 or relative (now, now+10m). Default: now.
+    #[arg(long, conflicts_with = "run")]
+    to: Option<String>,
+    /// When the load ended, for recovery SLIs (`after: load_end`).
+    #[arg(long, conflicts_with = "run")]
+    load_end: Option<String>,
+    /// A run report: its window, end of load and journal are used, and client SLIs read it.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Let SLOs without data pass the gate (an unreachable source still exits 3).
+    #[arg(long)]
+    allow_unknown: bool,
+    /// Write slo.md, slo-junit.xml and slo.json into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub async fn run(args: SloArgs, quiet: bool) -> Result<Exit> {
+    match args.command {
+        SloCommand::Check(args) => check(args, quiet).await,
+    }
+}
+
+async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
+    let set = ::slo::load(&args.slo).map_err(|e| exit::usage(e.to_string()))?;
+    let report = args
+        .run
+        .as_ref()
+        .map(|path| Report::load(path).map(|r| (Arc::new(r), path.display().to_string())))
+        .transpose()
+        .map_err(|e| exit::usage(e.to_string()))?;
+    let window = match &report {
+        Some((report, _)) => ::slo::Window::of_run(report, &set.defaults),
+        None => ::slo::Window::from_text(
+            args.from.as_deref(),
+            args.to.as_deref(),
+            args.load_end.as_deref(),
+            &set.defaults,
+        ),
+    }
+    .map_err(exit::usage)?;
+    let config = ::slo::SourcesConfig {
+        prometheus: args.prometheus,
+        kafka: args.kafka,
+        kube_context: args.kube_context,
+        report,
+    };
+    let sources = config
+        .build(&set.source_kinds())
+        .await
+        .map_err(exit::usage)?;
+    if !quiet && !window.is_over() {
+        eprintln!(
+            "the window ends at {}: waiting for it (live sources sample until then)",
+            window.to.to_rfc3339()
+        );
+    }
+    let outcome = ::slo::check(&set, &::slo::CheckContext { window, sources }).await;
+    print!("{}", ::slo::render::table(&outcome, args.allow_unknown));
+    if let Some(dir) = &args.out {
+        let written = ::slo::render::write_all(dir, &outcome, args.allow_unknown)
+            .with_context(|| format!("writing the verdicts to {}", dir.display()))?;
+        if !quiet {
+            for path in written {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(match outcome.gate(args.allow_unknown) {
+        ::slo::Gate::Pass => Exit::Pass,
+        ::slo::Gate::Failed => Exit::Failed,
+        ::slo::Gate::Invalid => Exit::Usage,
+        ::slo::Gate::Unreachable => Exit::Unreachable,
+    })
+}

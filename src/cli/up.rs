@@ -1,0 +1,109 @@
+//! `shakedown up`: the embedded reference stack in the foreground, with a table of endpoints,
+//! until Ctrl-C.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use shop::stack::{PrometheusMode, Stack, StackOptions};
+
+use super::Exit;
+
+#[derive(Args, Debug, Clone)]
+pub struct StackArgs {
+    /// Port of the API gateway on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    pub gateway_port: u16,
+    /// Keep data and logs here (default: a temporary directory removed on exit).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Do not start Prometheus even if it is on PATH.
+    #[arg(long, conflicts_with = "prometheus")]
+    pub no_prometheus: bool,
+    /// Prometheus binary to run (default: `prometheus` from PATH, if any).
+    #[arg(long)]
+    pub prometheus: Option<PathBuf>,
+    /// Number of mock Kafka brokers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=5))]
+    pub brokers: i32,
+}
+
+impl StackArgs {
+    /// Stack options that start services with this very binary.
+    pub fn options(&self, gateway_port: Option<u16>) -> Result<StackOptions> {
+        let executable = std::env::current_exe().context("locating the shakedown binary")?;
+        let mut options = StackOptions::new(executable);
+        options.data_dir = self.data_dir.clone();
+        options.brokers = self.brokers;
+        options.gateway_port = gateway_port;
+        options.prometheus = match (&self.prometheus, self.no_prometheus) {
+            (_, true) => PrometheusMode::Off,
+            (Some(path), false) => PrometheusMode::Binary(path.clone()),
+            (None, false) => PrometheusMode::Auto,
+        };
+        Ok(options)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+pub async fn run(args: UpArgs, quiet: bool) -> Result<Exit> {
+    if !quiet {
+        eprintln!(
+            "starting the embedded stack (mock Kafka, 14 services{})...",
+            if args.stack.no_prometheus {
+                ""
+            } else {
+                ", Prometheus if on PATH"
+            }
+        );
+    }
+    let stack = Stack::start(args.stack.options(Some(args.stack.gateway_port))?).await?;
+    println!("{}", endpoint_table(&stack));
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    eprintln!("stopping...");
+    stack.stop().await;
+    Ok(Exit::Pass)
+}
+
+/// The endpoints of a running stack, as a plain-text table.
+pub fn endpoint_table(stack: &Stack) -> String {
+    let mut out = format!(
+        "{:<18} {:<24} {:<24} {}\n",
+        "SERVICE", "URL", "ADMIN (faults)", "LOG"
+    );
+    for e in stack.endpoints() {
+        out.push_str(&format!(
+            "{:<18} {:<24} {:<24} {}\n",
+            e.name,
+            e.url,
+            e.admin_url,
+            e.log.display()
+        ));
+    }
+    out.push_str(&format!(
+        "{:<18} {}\n",
+        "kafka (mock)",
+        stack.kafka().bootstrap_servers()
+    ));
+    match stack.prometheus_url() {
+        Some(url) => out.push_str(&format!("{:<18} {url}\n", "prometheus")),
+        None => out.push_str(&format!(
+            "{:<18} not started (no prometheus on PATH)\n",
+            "prometheus"
+        )),
+    }
+    out.push_str(&format!(
+        "\nGateway: {}   Data: {}",
+        stack.gateway_url(),
+        stack.data_dir().display()
+    ));
+    out
+}

@@ -1,0 +1,363 @@
+//! `shakedown slo check` and `shakedown report show|diff` through the real binary: exit codes,
+//! what is printed and what is written. Gates are checked against a real Prometheus holding the
+//! known-answer dataset of `slo::testing::dataset` (skipped with a message when Prometheus is
+//! not installed).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::{TimeZone, Utc};
+use slo::testing::dataset::{self, FROM, TO};
+use slo::testing::report::{TransactionSpec, run_report, spread};
+
+fn shakedown(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        .args(args)
+        .env_remove("SHAKEDOWN_PROMETHEUS")
+        .env_remove("SHAKEDOWN_KAFKA")
+        .env("CI", "true")
+        .output()
+        .expect("running shakedown")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn slo_file(dir: &Path, slos: &str) -> PathBuf {
+    write(
+        dir,
+        "slos.yaml",
+        &format!("apiVersion: shakedown/v1\nkind: SLOSet\nmetadata: {{name: ci}}\nslos:\n{slos}"),
+    )
+}
+
+fn latency_slo(service: &str) -> String {
+    format!(
+        "  - name: {service}-p95\n    sli: {{latency: {{quantile: 0.95, selector: 'service=\"{service}\"'}}}}\n    objective: {{lt: 500ms, warn: 400ms}}\n"
+    )
+}
+
+/// `slo check` over the dataset's window against the shared Prometheus; `None` to skip.
+fn check_dataset(slo: &Path, extra: &[&str]) -> Option<Output> {
+    let prometheus = dataset::prometheus()?;
+    let (from, to) = (dataset::at(FROM).to_rfc3339(), dataset::at(TO).to_rfc3339());
+    let mut args = vec![
+        "slo",
+        "check",
+        "--slo",
+        slo.to_str().unwrap(),
+        "--prometheus",
+        prometheus.url(),
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    args.extend_from_slice(extra);
+    Some(shakedown(&args))
+}
+
+#[test]
+fn a_malformed_slo_file_exits_2_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = slo_file(
+        dir.path(),
+        "  - name: p95\n    sli: {latency: {quantile: 0.95}}\n    objective: {lt: 500ms, warn: 600ms}\n",
+    );
+    let output = shakedown(&["slo", "check", "--slo", file.to_str().unwrap()]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:7:", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("field `slos[0].objective`"), "{stderr}");
+    assert!(stderr.contains("passing side"), "{stderr}");
+}
+
+#[test]
+fn bad_flags_and_missing_files_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let output = shakedown(&["slo", "check", "--slo", missing.to_str().unwrap()]);
+    assert_eq!(code(&output), 2);
+    assert!(text(&output.stderr).contains("missing.yaml"));
+
+    let file = slo_file(dir.path(), &latency_slo("gateway-fast"));
+    let output = shakedown(&[
+        "slo",
+        "check",
+        "--slo",
+        file.to_str().unwrap(),
+        "--from",
+        "yesterday",
+    ]);
+    assert_eq!(code(&output), 2);
+    assert!(text(&output.stderr).contains("`yesterday` is not a time"));
+
+    // An SLO needing Prometheus without --prometheus: a usage error, and the table says why.
+    let output = shakedown(&["slo", "check", "--slo", file.to_str().unwrap()]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    assert!(text(&output.stdout).contains("pass --prometheus URL"));
+}
+
+#[test]
+fn an_unreachable_prometheus_exits_3_with_unknown_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = slo_file(dir.path(), &latency_slo("gateway-fast"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = dir.path().join("out");
+    let output = shakedown(&[
+        "slo",
+        "check",
+        "--slo",
+        file.to_str().unwrap(),
+        "--prometheus",
+        &url,
+        "--from",
+        "now-15m",
+        "--to",
+        "now",
+        "--allow-unknown",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 3, "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("unknown"), "{stdout}");
+    assert!(stdout.contains("unreachable: "), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("slo.json")).unwrap()).unwrap();
+    assert_eq!(json["gate"], "unreachable");
+    assert_eq!(json["results"][0]["status"], "unknown");
+    assert_eq!(json["results"][0]["problem"], "unreachable");
+    assert!(json["results"][0]["measured"].is_null());
+}
+
+#[test]
+fn a_passing_gate_exits_0_and_writes_markdown_junit_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = slo_file(
+        dir.path(),
+        &format!(
+            "{}  - name: errors\n    sli: {{error_ratio: {{selector: 'service=\"orders-ok\"'}}}}\n    objective: {{lt: 1%}}\n",
+            latency_slo("gateway-fast")
+        ),
+    );
+    let out = dir.path().join("verdicts");
+    let Some(output) = check_dataset(&file, &["--out", out.to_str().unwrap()]) else {
+        return;
+    };
+    assert_eq!(code(&output), 0, "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("212.5 ms"), "{stdout}");
+    assert!(stdout.contains("0.20 %"), "{stdout}");
+    assert!(stdout.contains("SLO gate PASS: 2 pass"), "{stdout}");
+
+    let markdown = std::fs::read_to_string(out.join("slo.md")).unwrap();
+    assert!(
+        markdown.contains("| gateway-fast-p95 | ✅ pass | 212.5 ms |"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("histogram_quantile(0.95"), "{markdown}");
+    let junit = std::fs::read_to_string(out.join("slo-junit.xml")).unwrap();
+    assert!(
+        junit.contains("tests=\"2\"") && junit.contains("failures=\"0\""),
+        "{junit}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("slo.json")).unwrap()).unwrap();
+    assert_eq!(json["gate"], "pass");
+    assert_eq!(json["results"][1]["measured"], 0.002);
+    assert_eq!(
+        json["results"][1]["from"],
+        dataset::at(FROM).to_rfc3339().replace("+00:00", "Z")
+    );
+}
+
+#[test]
+fn a_failing_slo_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = slo_file(
+        dir.path(),
+        &format!(
+            "{}{}",
+            latency_slo("gateway-fast"),
+            latency_slo("gateway-slow")
+        ),
+    );
+    let out = dir.path().join("verdicts");
+    let Some(output) = check_dataset(&file, &["--out", out.to_str().unwrap()]) else {
+        return;
+    };
+    assert_eq!(code(&output), 1, "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("875.0 ms"), "{stdout}");
+    assert!(
+        stdout.contains("SLO gate FAILED: 1 pass, 0 warn, 1 fail"),
+        "{stdout}"
+    );
+    let junit = std::fs::read_to_string(out.join("slo-junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+}
+
+#[test]
+fn unknown_fails_the_gate_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = slo_file(
+        dir.path(),
+        &format!("{}{}", latency_slo("gateway-fast"), latency_slo("ghost")),
+    );
+    let Some(strict) = check_dataset(&file, &[]) else {
+        return;
+    };
+    assert_eq!(code(&strict), 1, "{strict:?}");
+    assert!(text(&strict.stdout).contains("no data: the query matched no series"));
+    let lenient = check_dataset(&file, &["--allow-unknown"]).unwrap();
+    assert_eq!(code(&lenient), 0, "{lenient:?}");
+}
+
+#[test]
+fn an_unreachable_kubernetes_api_exits_3_over_https() {
+    // Building an https kube client next to reqwest's TLS must not panic over the crypto
+    // provider (see NOTES.md); an API server that refuses connections is "unreachable".
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = write(
+        dir.path(),
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}\nusers:\n- name: test\n  user: {{token: test}}\ncontexts:\n- name: test\n  context: {{cluster: test, user: test}}\ncurrent-context: test\n"
+        ),
+    );
+    let file = slo_file(
+        dir.path(),
+        "  - name: settled\n    sli: {hpa: {namespace: ecommerce, name: order, measure: end_gap}}\n    objective: {lte: 0}\n    source: kube\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        .args([
+            "slo",
+            "check",
+            "--slo",
+            file.to_str().unwrap(),
+            "--kube-context",
+            "test",
+        ])
+        .args(["--from", "now-10m", "--to", "now"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 3, "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("unreachable: reading HPA ecommerce/order"),
+        "{stdout}"
+    );
+}
+
+fn write_report(dir: &Path, name: &str, place_order_us: (u64, u64), errors: u64) -> PathBuf {
+    let report = run_report(
+        Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap(),
+        20,
+        &[
+            TransactionSpec::new("browse", spread(100, 10_000, 109_000), 0),
+            TransactionSpec::new(
+                "place_order",
+                spread(100, place_order_us.0, place_order_us.1),
+                errors,
+            ),
+        ],
+    );
+    write(dir, name, &serde_json::to_string(&report).unwrap())
+}
+
+#[test]
+fn report_diff_exits_1_on_a_regression_beyond_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_report(dir.path(), "base.json", (100_000, 199_000), 1);
+    let same = write_report(dir.path(), "same.json", (100_000, 199_000), 1);
+    let slower = write_report(dir.path(), "slower.json", (100_000, 299_000), 1);
+    let (base, same, slower) = (
+        base.to_str().unwrap(),
+        same.to_str().unwrap(),
+        slower.to_str().unwrap(),
+    );
+
+    let output = shakedown(&["report", "diff", same, base, "--max-regression", "10%"]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    assert!(text(&output.stdout).contains("No regression beyond the allowed 10.0 %"));
+
+    let output = shakedown(&["report", "diff", slower, base, "--max-regression", "10%"]);
+    assert_eq!(code(&output), 1, "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("| transaction place_order | p95 |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("❌ regression"), "{stdout}");
+
+    // A generous bound lets the same change through.
+    let output = shakedown(&["report", "diff", slower, base, "--max-regression", "100%"]);
+    assert_eq!(code(&output), 0, "{output:?}");
+
+    let output = shakedown(&["report", "diff", slower, base, "--max-regression", "lots"]);
+    assert_eq!(code(&output), 2);
+}
+
+#[test]
+fn report_show_prints_markdown_and_slo_check_reads_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = write_report(dir.path(), "report.json", (100_000, 199_000), 5);
+    let output = shakedown(&["report", "show", run.to_str().unwrap()]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    assert!(text(&output.stdout).contains("place_order"));
+    let output = shakedown(&[
+        "report",
+        "show",
+        dir.path().join("nope.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 2);
+
+    // Client SLIs judged on the run's own histograms: checkout p99 ~198 ms passes 500 ms,
+    // 5 errors of 200 requests (2.5 %) fail 1 %.
+    let file = slo_file(
+        dir.path(),
+        "  - name: checkout-p99\n    sli: {client: {measure: latency, quantile: 0.99, transaction: place_order}}\n    objective: {lt: 500ms}\n  - name: errors\n    sli: {client: {measure: error_rate}}\n    objective: {lt: 1%}\n",
+    );
+    let output = shakedown(&[
+        "slo",
+        "check",
+        "--slo",
+        file.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 1, "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("2.50 %"), "{stdout}");
+    assert!(
+        stdout.contains("2025-01-02T03:04:05Z..2025-01-02T03:04:25Z (20s)"),
+        "{stdout}"
+    );
+}
