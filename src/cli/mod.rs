@@ -3,6 +3,7 @@
 
 mod exit;
 mod report;
+mod run;
 mod serve;
 mod slo;
 mod up;
@@ -27,6 +28,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a load scenario (default: checkout on the embedded stack, k6-baseline at 0.25) and
+    /// write report.json, report.md, report.html and junit.xml.
+    Run(run::RunArgs),
     /// Start the embedded reference stack on 127.0.0.1 and keep it in the foreground.
     Up(up::UpArgs),
     /// Run one reference service (what a container runs); configuration from the environment.
@@ -58,6 +62,7 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async move {
         match cli.command {
+            Command::Run(args) => run::run(args, cli.quiet).await,
             Command::Up(args) => up::run(args, cli.quiet).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Slo(args) => slo::run(args, cli.quiet).await,

@@ -89,17 +89,7 @@ async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
         kube_context: args.kube_context,
         report,
     };
-    let sources = config
-        .build(&set.source_kinds())
-        .await
-        .map_err(exit::usage)?;
-    if !quiet && !window.is_over() {
-        eprintln!(
-            "the window ends at {}: waiting for it (live sources sample until then)",
-            window.to.to_rfc3339()
-        );
-    }
-    let outcome = ::slo::check(&set, &::slo::CheckContext { window, sources }).await;
+    let outcome = evaluate(&set, window, &config, quiet).await?;
     print!("{}", ::slo::render::table(&outcome, args.allow_unknown));
     if let Some(dir) = &args.out {
         let written = ::slo::render::write_all(dir, &outcome, args.allow_unknown)
@@ -116,4 +106,34 @@ async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
         ::slo::Gate::Invalid => Exit::Usage,
         ::slo::Gate::Unreachable => Exit::Unreachable,
     })
+}
+
+/// Judges `set` over the window of `report` (what `run --slo` does once the load is over).
+pub async fn judge(
+    set: &::slo::SloSet,
+    report: &Report,
+    config: &::slo::SourcesConfig,
+    quiet: bool,
+) -> Result<::slo::CheckOutcome> {
+    let window = ::slo::Window::of_run(report, &set.defaults).map_err(exit::usage)?;
+    evaluate(set, window, config, quiet).await
+}
+
+async fn evaluate(
+    set: &::slo::SloSet,
+    window: ::slo::Window,
+    config: &::slo::SourcesConfig,
+    quiet: bool,
+) -> Result<::slo::CheckOutcome> {
+    let sources = config
+        .build(&set.source_kinds())
+        .await
+        .map_err(exit::usage)?;
+    if !quiet && !window.is_over() {
+        eprintln!(
+            "the window ends at {}: waiting for it (live sources sample until then)",
+            window.to.to_rfc3339()
+        );
+    }
+    Ok(::slo::check(set, &::slo::CheckContext { window, sources }).await)
 }

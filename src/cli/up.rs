@@ -11,9 +11,9 @@ use super::Exit;
 
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
-    /// Port of the API gateway on 127.0.0.1.
-    #[arg(long, default_value_t = 8080)]
-    pub gateway_port: u16,
+    /// Port of the API gateway on 127.0.0.1 (`up`: 8080; `run`, `drill`: a free port).
+    #[arg(long)]
+    pub gateway_port: Option<u16>,
     /// Keep data and logs here (default: a temporary directory removed on exit).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -31,6 +31,7 @@ pub struct StackArgs {
 impl StackArgs {
     /// Stack options that start services with this very binary.
     pub fn options(&self, gateway_port: Option<u16>) -> Result<StackOptions> {
+        let gateway_port = self.gateway_port.or(gateway_port);
         let executable = std::env::current_exe().context("locating the shakedown binary")?;
         let mut options = StackOptions::new(executable);
         options.data_dir = self.data_dir.clone();
@@ -62,7 +63,7 @@ pub async fn run(args: UpArgs, quiet: bool) -> Result<Exit> {
             }
         );
     }
-    let stack = Stack::start(args.stack.options(Some(args.stack.gateway_port))?).await?;
+    let stack = Stack::start(args.stack.options(Some(8080))?).await?;
     println!("{}", endpoint_table(&stack));
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()

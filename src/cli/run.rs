@@ -1,0 +1,267 @@
+//! `shakedown run`: one load scenario under one profile, against a target or the embedded stack,
+//! ending in a report directory and an exit code.
+//!
+//! Whatever happens after load started (Ctrl-C, a dead target, an SLO source that is down), the
+//! report is written with what was measured: a run that cannot be trusted is marked partial and
+//! never passes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use reports::{Report, Verdict};
+use scenarios::{Overrides, Profile, RunSpec};
+use shop::stack::Stack;
+
+use super::up::StackArgs;
+use super::{Exit, exit};
+
+/// `k6-baseline` is 4 m 30 s at full size; a bare `shakedown run` plays it at this scale so the
+/// main job of the README ends in about a minute with the same shape.
+const DEFAULT_SCALE: f64 = 0.25;
+const DEFAULT_PROFILE: &str = "k6-baseline";
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario: smoke, browse, checkout, ingest or health.
+    #[arg(default_value = "checkout")]
+    pub scenario: String,
+    /// Base URL of the gateway under test. Without it the embedded stack is started, used and
+    /// stopped.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Load profile: a built-in name (k6-baseline, smoke, open-baseline) or a YAML file.
+    /// Default: k6-baseline at --scale 0.25.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Multiply the profile's durations and users (or rates) by this factor.
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Stretch or squeeze the profile to last this long (e.g. 45s, 2m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Peak users (closed model) or the most concurrent users (open model).
+    #[arg(long)]
+    pub users: Option<u32>,
+    /// Open model: peak arrival rate in iterations per second.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Also judge this SLO file over the run's window and put the verdicts in the report.
+    #[arg(long)]
+    pub slo: Option<PathBuf>,
+    /// Prometheus for `--slo` (default: the embedded stack's, when it runs one).
+    #[arg(long, env = "SHAKEDOWN_PROMETHEUS")]
+    pub prometheus_url: Option<String>,
+    /// Kafka bootstrap servers for `--slo` (default: the embedded stack's mock cluster).
+    #[arg(long, env = "SHAKEDOWN_KAFKA")]
+    pub kafka: Option<String>,
+    /// kubeconfig context for SLOs with `source: kube`.
+    #[arg(long)]
+    pub kube_context: Option<String>,
+    /// Let SLOs without data pass.
+    #[arg(long)]
+    pub allow_unknown: bool,
+    /// Reports go to OUT/<run-id>/.
+    #[arg(long, default_value = "reports/runs")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+pub async fn run(args: RunArgs, quiet: bool) -> Result<Exit> {
+    let profile = profile(&args)?;
+    let slo_set = args
+        .slo
+        .as_ref()
+        .map(|path| ::slo::load(path).map_err(|e| exit::usage(e.to_string())))
+        .transpose()?;
+
+    let stack = match &args.target {
+        Some(_) => None,
+        None => {
+            if !quiet {
+                eprintln!("starting the embedded stack (mock Kafka, 14 services)...");
+            }
+            Some(Stack::start(args.stack.options(None)?).await?)
+        }
+    };
+    let target = match (&args.target, &stack) {
+        (Some(target), _) => target.clone(),
+        (None, Some(stack)) => stack.gateway_url().to_string(),
+        (None, None) => unreachable!("a stack is started when there is no target"),
+    };
+    if !quiet {
+        eprintln!(
+            "running {} against {target} with profile {} ({}s planned)",
+            args.scenario,
+            profile.name,
+            profile.planned_duration().as_secs()
+        );
+    }
+
+    let spec = RunSpec {
+        scenario: args.scenario.clone(),
+        target,
+        profile,
+        quiet,
+        thresholds: Vec::new(),
+    };
+    let (mut report, failure) = match scenarios::execute(spec).await {
+        Ok(report) => (report, None),
+        Err(error) => {
+            let exit = if error.is_usage() {
+                Exit::Usage
+            } else {
+                Exit::Unreachable
+            };
+            let message = error.to_string();
+            match error.into_partial_report() {
+                Some(report) => (report, Some((exit, message))),
+                None => {
+                    stop(stack).await;
+                    return Err(exit::Classified { exit, message }.into());
+                }
+            }
+        }
+    };
+
+    let mut slo_exit = None;
+    if let Some(set) = &slo_set {
+        if let Some(stack) = &stack {
+            // Let Prometheus scrape the last second of the run before it is asked about it.
+            if stack.prometheus_url().is_some() {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+        }
+        let sources = ::slo::SourcesConfig {
+            prometheus: args
+                .prometheus_url
+                .clone()
+                .or_else(|| stack.as_ref()?.prometheus_url().map(str::to_string)),
+            kafka: args
+                .kafka
+                .clone()
+                .or_else(|| Some(stack.as_ref()?.kafka().bootstrap_servers().to_string())),
+            kube_context: args.kube_context.clone(),
+            report: Some((Arc::new(report.clone()), "this run".to_string())),
+        };
+        match super::slo::judge(set, &report, &sources, quiet).await {
+            Ok(outcome) => {
+                print!("{}", ::slo::render::table(&outcome, args.allow_unknown));
+                ::slo::attach(&mut report, &outcome, args.allow_unknown);
+                slo_exit = match outcome.gate(args.allow_unknown) {
+                    ::slo::Gate::Unreachable => Some(Exit::Unreachable),
+                    ::slo::Gate::Invalid => Some(Exit::Usage),
+                    ::slo::Gate::Failed | ::slo::Gate::Pass => None,
+                };
+            }
+            Err(error) => slo_exit = Some(exit::classify(&error)),
+        }
+    }
+    stop(stack).await;
+
+    let dir = args.out.join(&report.run_id);
+    write(&dir, &report, quiet)?;
+    if let Some((exit, message)) = failure {
+        eprintln!("error: {message}");
+        return Ok(exit);
+    }
+    Ok(slo_exit.unwrap_or(match report.verdict {
+        Verdict::Pass => Exit::Pass,
+        Verdict::Fail => Exit::Failed,
+    }))
+}
+
+/// The profile asked for, scaled and overridden; any problem is a usage error naming the file,
+/// line and field.
+fn profile(args: &RunArgs) -> Result<Profile> {
+    let (name, scale) = match &args.profile {
+        Some(name) => (name.as_str(), args.scale),
+        None => (DEFAULT_PROFILE, Some(args.scale.unwrap_or(DEFAULT_SCALE))),
+    };
+    let usage = |e: scenarios::ProfileError| exit::usage(e.to_string());
+    let mut profile = Profile::resolve(name).map_err(usage)?;
+    if let Some(scale) = scale {
+        profile = profile.scaled(scale).map_err(usage)?;
+    }
+    profile
+        .with_overrides(&Overrides {
+            duration: args.duration,
+            users: args.users,
+            rate: args.rate,
+        })
+        .map_err(usage)
+}
+
+async fn stop(stack: Option<Stack>) {
+    if let Some(stack) = stack {
+        stack.stop().await;
+    }
+}
+
+/// Writes every rendering and says where, with the verdict and why it failed.
+fn write(dir: &Path, report: &Report, quiet: bool) -> Result<()> {
+    reports::write_all(dir, report)
+        .with_context(|| format!("writing the report to {}", dir.display()))?;
+    let totals = &report.totals;
+    if !quiet {
+        eprintln!(
+            "{} requests, {:.1} req/s, {} errors",
+            totals.requests, totals.rps, totals.errors
+        );
+    }
+    for reason in report.failure_reasons() {
+        println!("  - {reason}");
+    }
+    println!("report: {}", dir.join("report.html").display());
+    println!(
+        "verdict: {}{}",
+        match report.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+        },
+        if report.partial { " (partial)" } else { "" }
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> RunArgs {
+        Wrapper::parse_from(std::iter::once("run").chain(args.iter().copied())).run
+    }
+
+    #[test]
+    fn a_bare_run_plays_k6_baseline_at_a_quarter() {
+        let full = Profile::resolve("k6-baseline").unwrap();
+        let bare = profile(&parse(&[])).unwrap();
+        assert_eq!(bare, full.scaled(DEFAULT_SCALE).unwrap());
+        assert!(bare.planned_duration() < full.planned_duration() / 3);
+    }
+
+    #[test]
+    fn a_named_profile_is_not_scaled_unless_asked() {
+        assert_eq!(
+            profile(&parse(&["--profile", "smoke"])).unwrap(),
+            Profile::resolve("smoke").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_bad_scale_is_a_usage_error() {
+        let error = profile(&parse(&["--scale", "-1"])).unwrap_err();
+        assert_eq!(exit::classify(&error), Exit::Usage);
+        assert!(error.to_string().contains("scale"), "{error}");
+    }
+}
