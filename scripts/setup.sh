@@ -2,13 +2,15 @@
 # Installs the system packages shakedown's tests and embedded stack use, when missing:
 #   prometheus + promtool  (SLO tests, the embedded stack's metrics)
 #   redis-server           (cart service tests against a real Redis)
-# PostgreSQL (initdb/pg_ctl) is expected on the machine; tests that need it skip with a message
-# otherwise. Safe to run repeatedly; does nothing when everything is present.
+#   postgresql             (order/payment tests against a real Postgres, via initdb + pg_ctl)
+# Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Debian keeps initdb in /usr/lib/postgresql/<version>/bin; the tests look there too.
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

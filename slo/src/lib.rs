@@ -30,7 +30,8 @@ pub use check::{CheckContext, check};
 pub use evaluate::evaluate;
 pub use load::{LoadError, load, parse};
 pub use model::{
-    After, ClientMeasure, ClientSli, Comparison, Defaults, ErrorRatioSli, HpaMeasure, HpaSli,
+    After, ApiVersion, ClientMeasure, ClientSli, Comparison, Defaults, ErrorRatioSli, HpaMeasure,
+    HpaSli, SetKind,
     KafkaLagSli, KafkaMeasure, LatencySli, Metadata, MetricName, Objective, PromqlSli, Quantile,
     Selector, Sli, Slo, SloSet,
 };

@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_bad_scale_is_a_usage_error() {
-        let error = profile(&parse(&["--scale", "-1"])).unwrap_err();
+        let error = profile(&parse(&["--scale=-1"])).unwrap_err();
         assert_eq!(exit::classify(&error), Exit::Usage);
         assert!(error.to_string().contains("scale"), "{error}");
     }

@@ -17,8 +17,10 @@ pub struct Postgres {
 impl Postgres {
     /// Starts a server, or returns `None` (after saying why) when `initdb` is not installed.
     pub fn start() -> Option<Self> {
-        if !on_path("initdb") || !on_path("pg_ctl") {
-            eprintln!("SKIPPED: PostgreSQL binaries (initdb, pg_ctl) are not on PATH");
+        if locate("initdb").is_none() || locate("pg_ctl").is_none() {
+            eprintln!(
+                "SKIPPED: PostgreSQL binaries (initdb, pg_ctl) are neither on PATH nor in /usr/lib/postgresql/*/bin (run scripts/setup.sh)"
+            );
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
@@ -85,16 +87,31 @@ impl Drop for Postgres {
     }
 }
 
-fn on_path(binary: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(binary).is_file()))
+/// `binary` from PATH, else from Debian's versioned directory (the `postgresql` package does not
+/// put initdb on PATH), newest version first.
+fn locate(binary: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(binary))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| Some(e.ok()?.path().join("bin").join(binary)))
+            .filter(|p| p.is_file())
+            .collect();
+        versions.sort();
+        versions.pop()
+    })
 }
 
 /// `binary` run as the postgres user when we are root, else as ourselves.
 fn as_postgres(binary: &str) -> Command {
+    let binary = locate(binary).unwrap_or_else(|| PathBuf::from(binary));
     if is_root() {
         let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--", binary]);
+        command.args(["-u", "postgres", "--"]).arg(binary);
         command
     } else {
         Command::new(binary)
