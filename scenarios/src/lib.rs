@@ -17,6 +17,7 @@
 //! what ends up in the report.
 
 mod assemble;
+pub mod capacity;
 mod error;
 mod gateway;
 mod goose_plan;

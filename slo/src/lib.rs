@@ -31,9 +31,8 @@ pub use evaluate::evaluate;
 pub use load::{LoadError, load, parse};
 pub use model::{
     After, ApiVersion, ClientMeasure, ClientSli, Comparison, Defaults, ErrorRatioSli, HpaMeasure,
-    HpaSli, SetKind,
-    KafkaLagSli, KafkaMeasure, LatencySli, Metadata, MetricName, Objective, PromqlSli, Quantile,
-    Selector, Sli, Slo, SloSet,
+    HpaSli, KafkaLagSli, KafkaMeasure, LatencySli, Metadata, MetricName, Objective, PromqlSli,
+    Quantile, Selector, SetKind, Sli, Slo, SloSet,
 };
 pub use outcome::{CheckOutcome, Checked, Gate, Problem, attach};
 pub use sources::{Source, SourceKind, Sources, SourcesConfig};

@@ -1,7 +1,11 @@
 //! Command-line interface: one subcommand a module, each turning flags into library calls and a
 //! library outcome into an exit code (see [`exit`]).
 
+mod capacity;
+mod chaos;
+mod drill;
 mod exit;
+mod gate;
 mod report;
 mod run;
 mod serve;
@@ -31,6 +35,8 @@ enum Command {
     /// Run a load scenario (default: checkout on the embedded stack, k6-baseline at 0.25) and
     /// write report.json, report.md, report.html and junit.xml.
     Run(run::RunArgs),
+    /// Step the load up until a threshold or SLO breaks; report the highest load that held.
+    Capacity(capacity::CapacityArgs),
     /// Start the embedded reference stack on 127.0.0.1 and keep it in the foreground.
     Up(up::UpArgs),
     /// Run one reference service (what a container runs); configuration from the environment.
@@ -39,6 +45,10 @@ enum Command {
     Slo(slo::SloArgs),
     /// Run reports: `report show` prints one, `report diff` compares a run with a baseline.
     Report(report::ReportArgs),
+    /// Chaos experiments: `chaos run EXPERIMENT.yaml [--dry-run]` (no load).
+    Chaos(chaos::ChaosArgs),
+    /// On-call drill: load, a chaos experiment inside it, SLOs and order accounting, one report.
+    Drill(drill::DrillArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -63,10 +73,13 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run::run(args, cli.quiet).await,
+            Command::Capacity(args) => capacity::run(args, cli.quiet).await,
             Command::Up(args) => up::run(args, cli.quiet).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Slo(args) => slo::run(args, cli.quiet).await,
             Command::Report(args) => report::run(args),
+            Command::Chaos(args) => chaos::run(args, cli.quiet).await,
+            Command::Drill(args) => drill::run(args, cli.quiet).await,
         }
     });
     match outcome {

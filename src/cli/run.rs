@@ -6,7 +6,6 @@
 //! never passes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -15,6 +14,7 @@ use reports::{Report, Verdict};
 use scenarios::{Overrides, Profile, RunSpec};
 use shop::stack::Stack;
 
+use super::gate::{SloArgs, SloGate};
 use super::up::StackArgs;
 use super::{Exit, exit};
 
@@ -48,21 +48,8 @@ pub struct RunArgs {
     /// Open model: peak arrival rate in iterations per second.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Also judge this SLO file over the run's window and put the verdicts in the report.
-    #[arg(long)]
-    pub slo: Option<PathBuf>,
-    /// Prometheus for `--slo` (default: the embedded stack's, when it runs one).
-    #[arg(long, env = "SHAKEDOWN_PROMETHEUS")]
-    pub prometheus_url: Option<String>,
-    /// Kafka bootstrap servers for `--slo` (default: the embedded stack's mock cluster).
-    #[arg(long, env = "SHAKEDOWN_KAFKA")]
-    pub kafka: Option<String>,
-    /// kubeconfig context for SLOs with `source: kube`.
-    #[arg(long)]
-    pub kube_context: Option<String>,
-    /// Let SLOs without data pass.
-    #[arg(long)]
-    pub allow_unknown: bool,
+    #[command(flatten)]
+    pub slo: SloArgs,
     /// Reports go to OUT/<run-id>/.
     #[arg(long, default_value = "reports/runs")]
     pub out: PathBuf,
@@ -72,26 +59,12 @@ pub struct RunArgs {
 
 pub async fn run(args: RunArgs, quiet: bool) -> Result<Exit> {
     let profile = profile(&args)?;
-    let slo_set = args
-        .slo
-        .as_ref()
-        .map(|path| ::slo::load(path).map_err(|e| exit::usage(e.to_string())))
-        .transpose()?;
+    let gate = SloGate::load(&args.slo)?;
 
-    let stack = match &args.target {
-        Some(_) => None,
-        None => {
-            if !quiet {
-                eprintln!("starting the embedded stack (mock Kafka, 14 services)...");
-            }
-            Some(Stack::start(args.stack.options(None)?).await?)
-        }
-    };
-    let target = match (&args.target, &stack) {
-        (Some(target), _) => target.clone(),
-        (None, Some(stack)) => stack.gateway_url().to_string(),
-        (None, None) => unreachable!("a stack is started when there is no target"),
-    };
+    let (stack, target) = args
+        .stack
+        .target_or_start(args.target.as_deref(), quiet)
+        .await?;
     if !quiet {
         eprintln!(
             "running {} against {target} with profile {} ({}s planned)",
@@ -127,39 +100,10 @@ pub async fn run(args: RunArgs, quiet: bool) -> Result<Exit> {
         }
     };
 
-    let mut slo_exit = None;
-    if let Some(set) = &slo_set {
-        if let Some(stack) = &stack {
-            // Let Prometheus scrape the last second of the run before it is asked about it.
-            if stack.prometheus_url().is_some() {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-            }
-        }
-        let sources = ::slo::SourcesConfig {
-            prometheus: args
-                .prometheus_url
-                .clone()
-                .or_else(|| stack.as_ref()?.prometheus_url().map(str::to_string)),
-            kafka: args
-                .kafka
-                .clone()
-                .or_else(|| Some(stack.as_ref()?.kafka().bootstrap_servers().to_string())),
-            kube_context: args.kube_context.clone(),
-            report: Some((Arc::new(report.clone()), "this run".to_string())),
-        };
-        match super::slo::judge(set, &report, &sources, quiet).await {
-            Ok(outcome) => {
-                print!("{}", ::slo::render::table(&outcome, args.allow_unknown));
-                ::slo::attach(&mut report, &outcome, args.allow_unknown);
-                slo_exit = match outcome.gate(args.allow_unknown) {
-                    ::slo::Gate::Unreachable => Some(Exit::Unreachable),
-                    ::slo::Gate::Invalid => Some(Exit::Usage),
-                    ::slo::Gate::Failed | ::slo::Gate::Pass => None,
-                };
-            }
-            Err(error) => slo_exit = Some(exit::classify(&error)),
-        }
-    }
+    let slo_exit = match &gate {
+        Some(gate) => gate.judge(&mut report, stack.as_ref(), quiet).await,
+        None => None,
+    };
     stop(stack).await;
 
     let dir = args.out.join(&report.run_id);
@@ -181,28 +125,40 @@ fn profile(args: &RunArgs) -> Result<Profile> {
         Some(name) => (name.as_str(), args.scale),
         None => (DEFAULT_PROFILE, Some(args.scale.unwrap_or(DEFAULT_SCALE))),
     };
+    resolve_profile(
+        name,
+        scale,
+        &Overrides {
+            duration: args.duration,
+            users: args.users,
+            rate: args.rate,
+        },
+    )
+}
+
+/// Profile `name` (built-in or a file), scaled by `scale`, with `overrides` (shared with
+/// `drill`).
+pub(super) fn resolve_profile(
+    name: &str,
+    scale: Option<f64>,
+    overrides: &Overrides,
+) -> Result<Profile> {
     let usage = |e: scenarios::ProfileError| exit::usage(e.to_string());
     let mut profile = Profile::resolve(name).map_err(usage)?;
     if let Some(scale) = scale {
         profile = profile.scaled(scale).map_err(usage)?;
     }
-    profile
-        .with_overrides(&Overrides {
-            duration: args.duration,
-            users: args.users,
-            rate: args.rate,
-        })
-        .map_err(usage)
+    profile.with_overrides(overrides).map_err(usage)
 }
 
-async fn stop(stack: Option<Stack>) {
+pub(super) async fn stop(stack: Option<Stack>) {
     if let Some(stack) = stack {
         stack.stop().await;
     }
 }
 
 /// Writes every rendering and says where, with the verdict and why it failed.
-fn write(dir: &Path, report: &Report, quiet: bool) -> Result<()> {
+pub(super) fn write(dir: &Path, report: &Report, quiet: bool) -> Result<()> {
     reports::write_all(dir, report)
         .with_context(|| format!("writing the report to {}", dir.display()))?;
     let totals = &report.totals;

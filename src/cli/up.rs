@@ -44,6 +44,24 @@ impl StackArgs {
         };
         Ok(options)
     }
+
+    /// The gateway to load: `target` when given, else a freshly started embedded stack's (on a free
+    /// port unless `--gateway-port`), which the caller stops when done.
+    pub async fn target_or_start(
+        &self,
+        target: Option<&str>,
+        quiet: bool,
+    ) -> Result<(Option<Stack>, String)> {
+        if let Some(target) = target {
+            return Ok((None, target.to_string()));
+        }
+        if !quiet {
+            eprintln!("starting the embedded stack (mock Kafka, 14 services)...");
+        }
+        let stack = Stack::start(self.options(None)?).await?;
+        let url = stack.gateway_url().to_string();
+        Ok((Some(stack), url))
+    }
 }
 
 #[derive(Args, Debug)]

@@ -1,0 +1,266 @@
+//! Reading an experiment file, with errors a person can act on (exit 2): the file, line and
+//! column, the field path (`method[1].action.process-kill.service`) and what was wrong —
+//! `serde_path_to_error` supplies the path, `serde_yaml_ng` the position. Rules that span
+//! several fields (a `repeat_every` without `count`, a halt condition naming an unknown SLO) are
+//! checked right after and name their field.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use slo::{Metadata as SloMetadata, SloSet, SourceKind};
+
+use crate::error::ChaosError;
+use crate::model::{
+    ActionSpec, Document, Experiment, Head, KubeAction, LocalAction, Rollback, SteadyState,
+    SteadyStateDoc, Step, Target,
+};
+
+/// Reads and validates the experiment at `path` (an SLO file it names is read too).
+pub fn load(path: impl AsRef<Path>) -> Result<Experiment, ChaosError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ChaosError::Invalid(format!("cannot read experiment {}: {e}", path.display()))
+    })?;
+    parse(&text, path)
+}
+
+/// Parses experiment text; `path` names the file in errors and anchors a relative `slo` path.
+pub fn parse(text: &str, path: &Path) -> Result<Experiment, ChaosError> {
+    let head: Head = deserialize(text, path)?;
+    match head.target {
+        Target::Local(_) => resolve(deserialize::<Document<LocalAction>>(text, path)?, path),
+        Target::Kube(_) => resolve(deserialize::<Document<KubeAction>>(text, path)?, path),
+    }
+}
+
+fn deserialize<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ChaosError> {
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let field = error.path().to_string();
+        let inner = error.into_inner();
+        let location = inner.location();
+        let mut message = inner.to_string();
+        if let Some(l) = &location {
+            let suffix = format!(" at line {} column {}", l.line(), l.column());
+            message = message
+                .strip_suffix(&suffix)
+                .unwrap_or(&message)
+                .to_string();
+        }
+        // serde_yaml_ng prefixes the part of the path it knew; the full path is printed anyway.
+        if let Some((prefix, rest)) = message.split_once(": ")
+            && field.starts_with(prefix)
+        {
+            message = rest.to_string();
+        }
+        let position = location
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        let field = if field == "." {
+            "document".to_string()
+        } else {
+            format!("field `{field}`")
+        };
+        ChaosError::Invalid(format!("{}{position}: {field}: {message}", path.display()))
+    })
+}
+
+/// A rule across fields was broken: name the file and field.
+fn invalid(path: &Path, field: &str, message: impl std::fmt::Display) -> ChaosError {
+    ChaosError::Invalid(format!("{}: field `{field}`: {message}", path.display()))
+}
+
+fn resolve<A: Into<ActionSpec>>(doc: Document<A>, path: &Path) -> Result<Experiment, ChaosError> {
+    if doc.method.is_empty() {
+        return Err(invalid(path, "method", "the method has no actions"));
+    }
+    let mut method = Vec::new();
+    for (i, step) in doc.method.into_iter().enumerate() {
+        let field = format!("method[{i}]");
+        let count = step.count.unwrap_or(1);
+        if count == 0 {
+            return Err(invalid(
+                path,
+                &format!("{field}.count"),
+                "must be at least 1",
+            ));
+        }
+        match step.repeat_every {
+            Some(every) if every.is_zero() => {
+                return Err(invalid(
+                    path,
+                    &format!("{field}.repeat_every"),
+                    "must be longer than 0",
+                ));
+            }
+            None if count > 1 => {
+                return Err(invalid(
+                    path,
+                    &format!("{field}.count"),
+                    "a count above 1 needs `repeat_every`",
+                ));
+            }
+            _ => {}
+        }
+        let action: ActionSpec = step.action.into();
+        check_endpoint(&action, path, &format!("{field}.action"))?;
+        method.push(Step {
+            name: step.name,
+            action,
+            at: step.at.unwrap_or_default(),
+            repeat_every: step.repeat_every,
+            count,
+        });
+    }
+    let mut rollbacks = Vec::new();
+    for (i, rollback) in doc.rollbacks.into_iter().enumerate() {
+        let action: ActionSpec = rollback.action.into();
+        check_endpoint(&action, path, &format!("rollbacks[{i}].action"))?;
+        rollbacks.push(Rollback {
+            name: rollback.name,
+            action,
+        });
+    }
+    let steady_state = doc
+        .steady_state
+        .map(|s| steady_state(s, path))
+        .transpose()?;
+    for (i, halt) in doc.safety.halt.iter().enumerate() {
+        let known = steady_state
+            .as_ref()
+            .is_some_and(|s| s.set.slos.iter().any(|slo| slo.name == halt.slo));
+        if !known {
+            return Err(invalid(
+                path,
+                &format!("safety.halt[{i}].slo"),
+                format!(
+                    "`{}` is not an SLO of the steady-state hypothesis",
+                    halt.slo
+                ),
+            ));
+        }
+    }
+    for (field, value) in [
+        ("safety.halt_every", doc.safety.halt_every),
+        ("safety.halt_window", doc.safety.halt_window),
+    ] {
+        if value < std::time::Duration::from_secs(1) {
+            return Err(invalid(path, field, "must be at least 1s"));
+        }
+    }
+    Ok(Experiment {
+        path: path.to_path_buf(),
+        metadata: doc.metadata,
+        target: doc.target,
+        steady_state,
+        method,
+        rollbacks,
+        safety: doc.safety,
+    })
+}
+
+/// `faults` and `faults-clear` need exactly one of `service` and `admin_url`.
+fn check_endpoint(action: &ActionSpec, path: &Path, field: &str) -> Result<(), ChaosError> {
+    let (kind, service, url) = match action {
+        ActionSpec::Faults(f) => ("faults", f.service.is_some(), f.admin_url.is_some()),
+        ActionSpec::FaultsClear(f) => ("faults-clear", f.service.is_some(), f.admin_url.is_some()),
+        _ => return Ok(()),
+    };
+    if service == url {
+        return Err(invalid(
+            path,
+            &format!("{field}.{kind}"),
+            "name exactly one of `service` (embedded stack) and `admin_url`",
+        ));
+    }
+    Ok(())
+}
+
+fn steady_state(doc: SteadyStateDoc, path: &Path) -> Result<SteadyState, ChaosError> {
+    let field = "steady_state";
+    let (set, origin) = match (doc.slo, doc.slos) {
+        (Some(file), None) => {
+            if doc.defaults.is_some() {
+                return Err(invalid(
+                    path,
+                    "steady_state.defaults",
+                    "defaults belong in the SLO file when `slo` names one",
+                ));
+            }
+            let file = relative_to(path, &file);
+            let set = slo::load(&file).map_err(|e| ChaosError::Invalid(e.to_string()))?;
+            (set, file.display().to_string())
+        }
+        (None, Some(slos)) => {
+            if slos.is_empty() {
+                return Err(invalid(path, "steady_state.slos", "no SLOs"));
+            }
+            let set = SloSet {
+                api_version: slo::ApiVersion::V1,
+                kind: slo::SetKind::SloSet,
+                metadata: SloMetadata {
+                    name: "steady-state".into(),
+                    description: None,
+                },
+                defaults: doc.defaults.unwrap_or_default(),
+                slos,
+            };
+            (set, "inline".to_string())
+        }
+        _ => {
+            return Err(invalid(
+                path,
+                field,
+                "give exactly one of `slo` (an SLO file) and `slos` (inline SLOs)",
+            ));
+        }
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for slo in &set.slos {
+        if !names.insert(slo.name.as_str()) {
+            return Err(invalid(
+                path,
+                field,
+                format!("two SLOs are named `{}`", slo.name),
+            ));
+        }
+        // The client source reads the load's report, which only exists once the load is over:
+        // it cannot say anything before or during the method.
+        if slo.source_kind() == SourceKind::Client {
+            return Err(invalid(
+                path,
+                field,
+                format!(
+                    "SLO `{}` uses the client source, which only exists after the load; use prometheus",
+                    slo.name
+                ),
+            ));
+        }
+    }
+    for (name, value) in [("before", doc.before), ("after", doc.after)] {
+        if value < std::time::Duration::from_secs(1) {
+            return Err(invalid(
+                path,
+                &format!("steady_state.{name}"),
+                "must be at least 1s",
+            ));
+        }
+    }
+    Ok(SteadyState {
+        set,
+        origin,
+        before: doc.before,
+        after: doc.after,
+        allow_unknown: doc.allow_unknown,
+    })
+}
+
+fn relative_to(experiment: &Path, file: &Path) -> PathBuf {
+    if file.is_absolute() {
+        return file.to_path_buf();
+    }
+    experiment
+        .parent()
+        .map(|dir| dir.join(file))
+        .unwrap_or_else(|| file.to_path_buf())
+}

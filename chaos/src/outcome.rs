@@ -1,0 +1,143 @@
+//! What an experiment run produced, and what it means: the verdicts a report carries (the
+//! steady state before/during/after, the experiment itself) and the exit code.
+
+use reports::{SloStatus, SloVerdict};
+use slo::CheckOutcome;
+
+use crate::error::ChaosError;
+use crate::journal::{ActionRecord, Outcome};
+
+#[derive(Debug, Default)]
+pub struct ExperimentOutcome {
+    /// Every probe and action, in the order they ended.
+    pub journal: Vec<ActionRecord>,
+    pub before: Option<CheckOutcome>,
+    pub during: Option<CheckOutcome>,
+    pub after: Option<CheckOutcome>,
+    /// Why a halt condition stopped the method.
+    pub halted: Option<String>,
+    /// Ctrl-C (or the load ended) before the experiment was over.
+    pub interrupted: bool,
+    /// Errors actions returned (refused, unreachable, failed).
+    pub errors: Vec<ChaosError>,
+    pub allow_unknown: bool,
+}
+
+impl ExperimentOutcome {
+    /// Why the experiment failed, one line each; empty when it passed.
+    pub fn failures(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(why) = &self.halted {
+            reasons.push(why.clone());
+        }
+        if self.interrupted {
+            reasons.push("interrupted before the experiment was over".into());
+        }
+        for (phase, checked) in [("before", &self.before), ("after", &self.after)] {
+            if let Some(c) = checked
+                && c.gate(self.allow_unknown) != slo::Gate::Pass
+            {
+                reasons.push(format!("the steady state does not hold {phase} the method"));
+            }
+        }
+        for record in &self.journal {
+            if record.outcome == Outcome::Failed && !record.action.starts_with("steady-state") {
+                reasons.push(format!(
+                    "{} {} failed: {}",
+                    record.action,
+                    record.target,
+                    record.detail.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        reasons
+    }
+
+    /// 0 pass, 1 failed, 2 an action was refused or invalid, 3 a target or SLO source was
+    /// unreachable.
+    pub fn exit_code(&self) -> u8 {
+        let worst_error = self
+            .errors
+            .iter()
+            .map(ChaosError::exit_code)
+            .filter(|c| *c != 1)
+            .max();
+        if let Some(code) = worst_error {
+            return code;
+        }
+        for checked in [&self.before, &self.after].into_iter().flatten() {
+            match checked.gate(self.allow_unknown) {
+                slo::Gate::Invalid => return 2,
+                slo::Gate::Unreachable => return 3,
+                _ => {}
+            }
+        }
+        if self.failures().is_empty() { 0 } else { 1 }
+    }
+
+    /// The verdicts for the report: `before: X` and `after: X` gate the run; `during: X` is
+    /// informational (a failure there is shown as `warn`, since degradation during the method
+    /// is expected and bounded by the halt conditions); `experiment` sums up the rest.
+    pub fn verdicts(&self) -> Vec<SloVerdict> {
+        let mut verdicts = Vec::new();
+        let mut phase = |name: &str, checked: &Option<CheckOutcome>, gating: bool| {
+            for c in checked.iter().flat_map(|c| &c.results) {
+                let mut v = c.verdict.clone();
+                v.name = format!("{name}: {}", v.name);
+                if v.status == SloStatus::Unknown && !self.allow_unknown && gating {
+                    v.status = SloStatus::Fail;
+                    v.message = Some(format!(
+                        "unknown, and the gate requires data: {}",
+                        v.message.unwrap_or_default()
+                    ));
+                }
+                if !gating && v.status == SloStatus::Fail {
+                    v.status = SloStatus::Warn;
+                    v.message = Some(format!(
+                        "failed during the method (informational){}",
+                        v.message.map(|m| format!(": {m}")).unwrap_or_default()
+                    ));
+                }
+                verdicts.push(v);
+            }
+        };
+        phase("before", &self.before, true);
+        phase("during", &self.during, false);
+        phase("after", &self.after, true);
+        let failures = self.failures();
+        let recoveries: Vec<String> = self
+            .journal
+            .iter()
+            .filter_map(|r| {
+                r.recovery.map(|d| {
+                    format!(
+                        "{} {} recovered in {:.1} s",
+                        r.action,
+                        r.target,
+                        d.as_secs_f64()
+                    )
+                })
+            })
+            .collect();
+        verdicts.push(SloVerdict {
+            name: "experiment".into(),
+            status: if failures.is_empty() {
+                SloStatus::Pass
+            } else {
+                SloStatus::Fail
+            },
+            measured: None,
+            unit: None,
+            objective: "steady state holds before and after, no halt, every action recovers".into(),
+            source: "chaos".into(),
+            query: None,
+            window: None,
+            message: Some(if failures.is_empty() {
+                recoveries.join("; ")
+            } else {
+                failures.join("; ")
+            }),
+        });
+        verdicts
+    }
+}

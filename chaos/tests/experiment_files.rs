@@ -1,0 +1,124 @@
+//! The experiment files: every shipped example loads, and a malformed file says file, line and
+//! field (exit 2).
+
+use std::path::Path;
+use std::time::Duration;
+
+use chaos::{ActionSpec, Target};
+
+fn error_of(text: &str) -> String {
+    let error = chaos::parse(text, Path::new("exp.yaml")).unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    error.to_string()
+}
+
+const HEAD: &str =
+    "apiVersion: shakedown/v1\nkind: Experiment\nmetadata:\n  name: t\ntarget:\n  local: {}\n";
+
+#[test]
+fn every_shipped_experiment_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let experiment = chaos::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            Some(experiment.metadata.name.as_str()),
+            path.file_stem().and_then(|s| s.to_str())
+        );
+        names.push(experiment.metadata.name);
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "broker-failure",
+            "local-broker-failure",
+            "local-latency-fault",
+            "local-process-kill-order",
+            "pod-kill-order"
+        ]
+    );
+    let kube = chaos::load(dir.join("pod-kill-order.yaml")).unwrap();
+    assert!(matches!(kube.target, Target::Kube(ref k) if k.namespace == "ecommerce"));
+    assert!(matches!(kube.method[0].action, ActionSpec::PodKill(_)));
+}
+
+#[test]
+fn a_typo_names_file_line_and_field() {
+    let text = format!(
+        "{HEAD}method:\n  - name: k\n    action:\n      process-kill:\n        servce: order\n"
+    );
+    let error = error_of(&text);
+    assert!(error.starts_with("exp.yaml:11:"), "{error}");
+    assert!(
+        error.contains("field `method[0].action.process-kill"),
+        "{error}"
+    );
+    assert!(error.contains("unknown field `servce`"), "{error}");
+}
+
+#[test]
+fn unknown_services_and_wrong_target_actions_are_refused_with_their_line() {
+    let text = format!(
+        "{HEAD}method:\n  - name: k\n    action:\n      process-kill:\n        service: ordr\n"
+    );
+    let error = error_of(&text);
+    assert!(error.starts_with("exp.yaml:11:"), "{error}");
+    assert!(error.contains("unknown service `ordr`"), "{error}");
+
+    let text = format!(
+        "{HEAD}method:\n  - name: k\n    action:\n      pod-kill:\n        selector: app=order\n"
+    );
+    let error = error_of(&text);
+    assert!(error.contains("field `method[0].action`"), "{error}");
+    assert!(error.contains("unknown variant `pod-kill`"), "{error}");
+}
+
+#[test]
+fn rules_across_fields_name_the_field() {
+    let text = format!(
+        "{HEAD}method:\n  - name: k\n    action: {{process-kill: {{service: order}}}}\n    count: 3\n"
+    );
+    assert!(error_of(&text).contains("`method[0].count`: a count above 1 needs `repeat_every`"));
+
+    let text = format!(
+        "{HEAD}method:\n  - name: f\n    action: {{faults: {{latency: 1s, duration: 5s}}}}\n"
+    );
+    assert!(error_of(&text).contains("exactly one of `service`"));
+
+    let text = format!(
+        "{HEAD}steady_state:\n  slos:\n    - name: a\n      sli: {{error_ratio: {{}}}}\n      objective: {{lt: 1%}}\nmethod:\n  - name: k\n    action: {{process-kill: {{service: order}}}}\nsafety:\n  halt:\n    - slo: b\n"
+    );
+    let error = error_of(&text);
+    assert!(error.contains("`safety.halt[0].slo`"), "{error}");
+
+    let text = format!(
+        "{HEAD}method:\n  - name: f\n    action: {{faults: {{service: order, error_ratio: 2, duration: 5s}}}}\n"
+    );
+    assert!(error_of(&text).contains("not within 0.0..=1.0"));
+}
+
+#[test]
+fn an_slo_file_is_read_relative_to_the_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slos.yaml"),
+        "apiVersion: shakedown/v1\nkind: SLOSet\nmetadata: {name: s}\nslos:\n  - name: e\n    sli: {error_ratio: {}}\n    objective: {lt: 1%}\n",
+    )
+    .unwrap();
+    let path = dir.path().join("exp.yaml");
+    std::fs::write(
+        &path,
+        format!("{HEAD}steady_state:\n  slo: slos.yaml\n  before: 3s\nmethod:\n  - name: k\n    action: {{process-kill: {{service: order}}}}\n    at: 2s\n    repeat_every: 5s\n    count: 3\n"),
+    )
+    .unwrap();
+    let experiment = chaos::load(&path).unwrap();
+    let steady = experiment.steady_state.unwrap();
+    assert_eq!(steady.set.slos[0].name, "e");
+    assert_eq!(steady.before, Duration::from_secs(3));
+    assert_eq!(
+        experiment.method[0].occurrences(),
+        [2, 7, 12].map(Duration::from_secs)
+    );
+}

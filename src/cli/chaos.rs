@@ -1,0 +1,275 @@
+//! `shakedown chaos run EXPERIMENT.yaml [--dry-run]`: one chaos experiment without load — the
+//! steady state, the method, the rollbacks, the journal — against the embedded stack (`local`
+//! target, started and stopped here) or a cluster (`kube` target). The pieces `drill` shares
+//! (loading, binding, the hypothesis, Ctrl-C) live here too.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chaos::kube::KubeTarget;
+use chaos::local::LocalTarget;
+use chaos::runner::Bound;
+use chaos::steady::SloHypothesis;
+use chaos::{ChaosError, Experiment, ExperimentOutcome, Target};
+use clap::{Args, Subcommand};
+use shop::stack::Stack;
+use tokio_util::sync::CancellationToken;
+
+use super::up::StackArgs;
+use super::{Exit, exit};
+
+#[derive(Args, Debug)]
+pub struct ChaosArgs {
+    #[command(subcommand)]
+    command: ChaosCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ChaosCommand {
+    /// Run an experiment file (kind: Experiment) without load.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The experiment file.
+    experiment: PathBuf,
+    /// Print exactly what would be done, do nothing (no stack is started, no request sent).
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the journal and verdicts as JSON here.
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    #[command(flatten)]
+    sources: SourceArgs,
+    #[command(flatten)]
+    stack: StackArgs,
+}
+
+/// Where the steady-state SLOs are measured, when not the embedded stack's own.
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// Prometheus for the steady-state SLOs (default: the embedded stack's).
+    #[arg(long, env = "SHAKEDOWN_PROMETHEUS")]
+    pub prometheus_url: Option<String>,
+    /// Kafka bootstrap servers for kafka SLOs (default: the embedded stack's mock cluster).
+    #[arg(long, env = "SHAKEDOWN_KAFKA")]
+    pub kafka: Option<String>,
+}
+
+pub async fn run(args: ChaosArgs, quiet: bool) -> Result<Exit> {
+    match args.command {
+        ChaosCommand::Run(args) => run_experiment(args, quiet).await,
+    }
+}
+
+async fn run_experiment(args: RunArgs, quiet: bool) -> Result<Exit> {
+    let experiment = load(&args.experiment)?;
+    if args.dry_run {
+        return dry_run(&experiment).await;
+    }
+    let stack = start_stack(&experiment, &args.stack, quiet).await?;
+    let cancel = ctrl_c();
+    let outcome = execute(&experiment, stack.as_ref(), &args.sources, &cancel, quiet).await;
+    super::run::stop(stack).await;
+    let outcome = outcome?;
+    print_outcome(&outcome);
+    if let Some(path) = &args.journal {
+        let json = serde_json::json!({
+            "experiment": experiment.metadata.name,
+            "journal": outcome.journal,
+            "verdicts": outcome.verdicts(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(exit_of(outcome.exit_code()))
+}
+
+/// Reads the experiment; a bad file is a usage error naming file, line and field.
+pub(super) fn load(path: &std::path::Path) -> Result<Experiment> {
+    chaos::load(path).map_err(|e| exit::usage(e.to_string()))
+}
+
+/// The error as the CLI classifies it.
+pub(super) fn classified(error: ChaosError) -> anyhow::Error {
+    exit::Classified {
+        exit: exit_of(error.exit_code()),
+        message: error.to_string(),
+    }
+    .into()
+}
+
+pub(super) fn exit_of(code: u8) -> Exit {
+    match code {
+        0 => Exit::Pass,
+        1 => Exit::Failed,
+        2 => Exit::Usage,
+        _ => Exit::Unreachable,
+    }
+}
+
+/// Prints the plan, sends nothing; refused actions (safety) still exit 2.
+pub(super) async fn dry_run(experiment: &Experiment) -> Result<Exit> {
+    let (lines, _) = match &experiment.target {
+        Target::Local(_) => chaos::plan::dry_run(experiment, &chaos::local::describe),
+        Target::Kube(spec) => {
+            let target = KubeTarget::offline(spec).map_err(classified)?;
+            // Safety first: a refused action fails the dry run just as it would fail the run.
+            for spec in actions(experiment) {
+                chaos::kube_actions::bind(&target, spec).map_err(classified)?;
+            }
+            chaos::plan::dry_run(experiment, &|spec| {
+                chaos::kube_actions::describe(&target, spec)
+            })
+        }
+    };
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(Exit::Pass)
+}
+
+fn actions(experiment: &Experiment) -> impl Iterator<Item = &chaos::ActionSpec> {
+    experiment
+        .method
+        .iter()
+        .map(|s| &s.action)
+        .chain(experiment.rollbacks.iter().map(|r| &r.action))
+}
+
+/// The embedded stack, for a local experiment.
+pub(super) async fn start_stack(
+    experiment: &Experiment,
+    args: &StackArgs,
+    quiet: bool,
+) -> Result<Option<Stack>> {
+    match experiment.target {
+        Target::Local(_) => {
+            if !quiet {
+                eprintln!("starting the embedded stack (mock Kafka, 14 services)...");
+            }
+            Ok(Some(Stack::start(args.options(None)?).await?))
+        }
+        Target::Kube(_) => Ok(None),
+    }
+}
+
+/// A token cancelled by Ctrl-C: the method stops, rollbacks still run.
+pub(super) fn ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("Ctrl-C: stopping the method; rollbacks still run");
+            token.cancel();
+        }
+    });
+    cancel
+}
+
+/// Binds the actions to the target, builds the hypothesis and runs the experiment.
+pub(super) async fn execute(
+    experiment: &Experiment,
+    stack: Option<&Stack>,
+    sources: &SourceArgs,
+    cancel: &CancellationToken,
+    quiet: bool,
+) -> Result<ExperimentOutcome> {
+    let kube = match &experiment.target {
+        Target::Kube(spec) => Some(KubeTarget::connect(spec, false).await.map_err(classified)?),
+        Target::Local(_) => None,
+    };
+    let bind = |spec: &chaos::ActionSpec| -> Result<Box<dyn chaos::Action + '_>> {
+        match (&kube, stack) {
+            (Some(target), _) => chaos::kube_actions::bind(target, spec).map_err(classified),
+            (None, Some(stack)) => LocalTarget::new(stack).bind(spec).map_err(classified),
+            (None, None) => unreachable!("a local experiment has a stack"),
+        }
+    };
+    let bound = Bound {
+        method: experiment
+            .method
+            .iter()
+            .map(|s| bind(&s.action))
+            .collect::<Result<_>>()?,
+        rollbacks: experiment
+            .rollbacks
+            .iter()
+            .map(|r| bind(&r.action))
+            .collect::<Result<_>>()?,
+    };
+    let hypothesis = match &experiment.steady_state {
+        Some(steady) => {
+            let config = ::slo::SourcesConfig {
+                prometheus: sources
+                    .prometheus_url
+                    .clone()
+                    .or_else(|| stack?.prometheus_url().map(str::to_string)),
+                kafka: sources
+                    .kafka
+                    .clone()
+                    .or_else(|| Some(stack?.kafka().bootstrap_servers().to_string())),
+                kube_context: match &experiment.target {
+                    Target::Kube(spec) => spec.context.clone(),
+                    Target::Local(_) => None,
+                },
+                report: None,
+            };
+            let built = config
+                .build(&steady.set.source_kinds())
+                .await
+                .map_err(exit::usage)?;
+            Some(SloHypothesis::new(steady, &experiment.safety, built))
+        }
+        None => None,
+    };
+    let say = |line: String| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    Ok(chaos::runner::run(
+        experiment,
+        bound,
+        hypothesis
+            .as_ref()
+            .map(|h| h as &dyn chaos::steady::Hypothesis),
+        experiment.safety.halt_every,
+        cancel,
+        &say,
+    )
+    .await)
+}
+
+/// The journal and verdicts, for the operator.
+pub(super) fn print_outcome(outcome: &ExperimentOutcome) {
+    println!("journal:");
+    for r in &outcome.journal {
+        println!(
+            "  {} {:<22} {:<28} {:<8}{}{}",
+            r.started_at.format("%H:%M:%S%.3f"),
+            r.action,
+            r.target,
+            r.outcome.as_str(),
+            r.recovery
+                .map(|d| format!(" recovered in {:.1} s", d.as_secs_f64()))
+                .unwrap_or_default(),
+            r.detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        );
+    }
+    for reason in outcome.failures() {
+        println!("  - {reason}");
+    }
+    println!(
+        "experiment: {}",
+        if outcome.failures().is_empty() {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    );
+}

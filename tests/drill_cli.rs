@@ -1,0 +1,241 @@
+//! On-call drills on the embedded stack, through the real binary: load, the experiment inside
+//! it, the steady state, recovery times and the order accounting.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn experiment(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("chaos/experiments")
+        .join(name)
+}
+
+/// One drill at a time: each starts a whole stack (14 services, Kafka, Prometheus) and loads
+/// it, and recovery times measured on a starved 2-core machine would say nothing.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `shakedown drill` and returns (exit code, stdout, the report).
+fn drill(name: &str, extra: &[&str]) -> (i32, String, Value) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        .arg("drill")
+        .arg(experiment(name))
+        .args(["--out", out.path().to_str().unwrap()])
+        .args(extra)
+        .env("CI", "true")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stdout}\n{stderr}");
+    let report_dir = std::fs::read_dir(out.path())
+        .unwrap()
+        .next()
+        .unwrap_or_else(|| panic!("no report written (exit {:?})", output.status.code()))
+        .unwrap()
+        .path();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
+            .unwrap();
+    let html = std::fs::read_to_string(report_dir.join("report.html")).unwrap();
+    assert!(html.contains("chaos."), "journal markers on the charts");
+    (output.status.code().unwrap(), stdout, report)
+}
+
+fn slo<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no verdict {name} in {}", report["slos"]))
+}
+
+fn journal<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+fn recovery_seconds(event: &Value) -> f64 {
+    let detail = event["detail"].as_str().unwrap();
+    let after = detail.split("recovered in ").nth(1).expect(detail);
+    after.split(' ').next().unwrap().parse().unwrap()
+}
+
+fn prometheus_on_path() -> bool {
+    Command::new("prometheus").arg("--version").output().is_ok()
+}
+
+#[test]
+fn process_kill_of_order_during_checkout_recovers_without_losing_orders() {
+    let (code, stdout, report) = drill("local-process-kill-order.yaml", &[]);
+    assert_eq!(code, 0, "{stdout}");
+    let kill = journal(&report, "chaos.process-kill");
+    assert_eq!(kill.len(), 1);
+    assert_eq!(kill[0]["outcome"], "ok");
+    let recovery = recovery_seconds(kill[0]);
+    assert!(
+        recovery > 0.0 && recovery < 30.0,
+        "recovered in {recovery} s"
+    );
+    assert_eq!(slo(&report, "orders-lost")["measured"], 0.0);
+    assert_eq!(slo(&report, "order-events-lost")["measured"], 0.0);
+    assert!(stdout.contains("lost: 0 orders, 0 events"), "{stdout}");
+    assert_eq!(slo(&report, "before: gateway-errors")["status"], "pass");
+    assert_eq!(slo(&report, "after: gateway-errors")["status"], "pass");
+}
+
+#[test]
+fn two_of_three_brokers_down_then_consumers_catch_up_and_no_event_is_lost() {
+    let (code, stdout, report) = drill("local-broker-failure.yaml", &[]);
+    assert_eq!(code, 0, "{stdout}");
+    let failure = journal(&report, "chaos.broker-failure");
+    assert_eq!(failure.len(), 1);
+    assert_eq!(failure[0]["outcome"], "ok");
+    let detail = failure[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("broker 2, broker 3"), "{detail}");
+    assert!(detail.contains("down for 10s"), "{detail}");
+    assert!(recovery_seconds(failure[0]) < 60.0);
+    assert_eq!(slo(&report, "after: notification-lag")["status"], "pass");
+    assert_eq!(slo(&report, "order-events-lost")["measured"], 0.0);
+    assert_eq!(slo(&report, "orders-lost")["measured"], 0.0);
+    assert_eq!(journal(&report, "chaos.brokers-up")[0]["outcome"], "ok");
+}
+
+#[test]
+fn a_latency_fault_breaking_p95_halts_the_method_and_fails_the_drill() {
+    if !prometheus_on_path() {
+        eprintln!("skipped: no `prometheus` on PATH (scripts/setup.sh installs it)");
+        return;
+    }
+    let (code, stdout, report) = drill("local-latency-fault.yaml", &[]);
+    assert_eq!(code, 1, "{stdout}");
+    let experiment = slo(&report, "experiment");
+    assert_eq!(experiment["status"], "fail");
+    assert!(
+        experiment["message"]
+            .as_str()
+            .unwrap()
+            .contains("halted: product-page-p95"),
+        "{experiment}"
+    );
+    let faults = journal(&report, "chaos.faults");
+    assert_eq!(faults.len(), 1);
+    let detail = faults[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("cut short"),
+        "the halt ends the 20 s fault early: {detail}"
+    );
+    let held = chrono::DateTime::parse_from_rfc3339(faults[0]["ended_at"].as_str().unwrap())
+        .unwrap()
+        - chrono::DateTime::parse_from_rfc3339(faults[0]["at"].as_str().unwrap()).unwrap();
+    assert!(held.num_seconds() < 18, "fault held {held}");
+    assert_eq!(journal(&report, "chaos.faults-clear")[0]["outcome"], "ok");
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_starts_nothing() {
+    let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        .args(["chaos", "run", "--dry-run"])
+        .arg(experiment("local-latency-fault.yaml"))
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(
+        "PUT <admin URL of product>/admin/faults {\"error_ratio\":0.0,\"jitter_ms\":0,\"latency_ms\":800}"
+    ), "{stdout}");
+    assert!(
+        stdout.contains("halt when `product-page-p95` fails"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_malformed_experiment_exits_2_naming_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: shakedown/v1\nkind: Experiment\nmetadata: {name: bad}\ntarget: {local: {}}\nmethod:\n  - name: k\n    action: {process-kill: {service: nope}}\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        .args(["drill"])
+        .arg(&path)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.yaml:7:"), "{stderr}");
+    assert!(stderr.contains("unknown service `nope`"), "{stderr}");
+}
+
+/// `chaos run` without a kubeconfig: a dry run of the kube example still prints its exact requests
+/// (its client refuses every request, so nothing can be sent).
+fn chaos_run(args: &[&str], experiment: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        .args(["chaos", "run"])
+        .args(args)
+        .arg(experiment)
+        .env("CI", "true")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_kube_dry_run_prints_the_requests_without_a_cluster() {
+    let output = chaos_run(&["--dry-run"], &experiment("pod-kill-order.yaml"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("GET /api/v1/namespaces/ecommerce/pods?labelSelector=app%3Dorder"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"gracePeriodSeconds\":0"), "{stdout}");
+}
+
+#[test]
+fn kube_system_and_namespaces_outside_the_allowlist_are_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiment_in = |namespace: &str, allowed: &str| {
+        let path = dir.path().join(format!("{namespace}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: shakedown/v1\nkind: Experiment\nmetadata: {{name: x}}\ntarget:\n  kube: {{namespace: {namespace}, allowed_namespaces: [{allowed}]}}\nmethod:\n  - name: k\n    action: {{pod-kill: {{selector: app=dns}}}}\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    for (namespace, allowed) in [("kube-system", "kube-system"), ("payments", "ecommerce")] {
+        for args in [&["--dry-run"][..], &[]] {
+            let output = chaos_run(args, &experiment_in(namespace, allowed));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{namespace} {args:?}: {stderr}"
+            );
+            assert!(stderr.contains("refused"), "{stderr}");
+        }
+    }
+}
