@@ -126,22 +126,11 @@ pub async fn run(args: DrillArgs, quiet: bool) -> Result<Exit> {
             return Err(error);
         }
     };
-    let (mut report, load_failure) = match load {
-        Ok(report) => (report, None),
+    let (mut report, load_failure) = match super::run::report_of(load) {
+        Ok(split) => split,
         Err(error) => {
-            let exit = if error.is_usage() {
-                Exit::Usage
-            } else {
-                Exit::Unreachable
-            };
-            let message = error.to_string();
-            match error.into_partial_report() {
-                Some(report) => (report, Some((exit, message))),
-                None => {
-                    super::run::stop(stack).await;
-                    return Err(exit::Classified { exit, message }.into());
-                }
-            }
+            super::run::stop(stack).await;
+            return Err(error.into());
         }
     };
 

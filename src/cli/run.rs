@@ -81,22 +81,11 @@ pub async fn run(args: RunArgs, quiet: bool) -> Result<Exit> {
         quiet,
         thresholds: Vec::new(),
     };
-    let (mut report, failure) = match scenarios::execute(spec).await {
-        Ok(report) => (report, None),
+    let (mut report, failure) = match report_of(scenarios::execute(spec).await) {
+        Ok(split) => split,
         Err(error) => {
-            let exit = if error.is_usage() {
-                Exit::Usage
-            } else {
-                Exit::Unreachable
-            };
-            let message = error.to_string();
-            match error.into_partial_report() {
-                Some(report) => (report, Some((exit, message))),
-                None => {
-                    stop(stack).await;
-                    return Err(exit::Classified { exit, message }.into());
-                }
-            }
+            stop(stack).await;
+            return Err(error.into());
         }
     };
 
@@ -149,6 +138,30 @@ pub(super) fn resolve_profile(
         profile = profile.scaled(scale).map_err(usage)?;
     }
     profile.with_overrides(overrides).map_err(usage)
+}
+
+/// What cut a run short, as an exit code and a message.
+pub(super) type Failure = (Exit, String);
+
+/// The report of a load run and, when it was cut short, why; `Err` when no load was sent at all
+/// (a bad scenario or target), so there is nothing to write.
+pub(super) fn report_of(
+    result: Result<Report, scenarios::RunError>,
+) -> Result<(Report, Option<Failure>), exit::Classified> {
+    let error = match result {
+        Ok(report) => return Ok((report, None)),
+        Err(error) => error,
+    };
+    let exit = if error.is_usage() {
+        Exit::Usage
+    } else {
+        Exit::Unreachable
+    };
+    let message = error.to_string();
+    match error.into_partial_report() {
+        Some(report) => Ok((report, Some((exit, message)))),
+        None => Err(exit::Classified { exit, message }),
+    }
 }
 
 pub(super) async fn stop(stack: Option<Stack>) {

@@ -1,6 +1,8 @@
 //! Local `broker-failure`: take mock Kafka brokers down for a while and bring them back, then
-//! (optionally) measure until a consumer group has caught up — the recovery the on-call person
-//! cares about is "notifications are flowing again", not "the broker process is up".
+//! (optionally) measure until the events are flowing again — the recovery the on-call person
+//! cares about is "what piled up is delivered and notifications caught up", not "the broker
+//! process is up". So recovery waits for both: the producing services' outboxes drained (what
+//! they accepted while Kafka was down is published) and the consumer group's lag below its bound.
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +17,12 @@ use crate::error::ChaosError;
 use crate::journal::{ActionRecord, Outcome};
 use crate::model::{LagRecovery, LocalBrokerFailure};
 
-/// Lag is read this often while waiting for the group to catch up.
+/// Lag and outboxes are read this often while waiting for recovery.
 const LAG_POLL: Duration = Duration::from_millis(500);
+
+/// The services that publish through an outbox: what they accepted while Kafka was down waits
+/// there, so recovery includes its delivery.
+const OUTBOX_SERVICES: &[&str] = &["order", "payment"];
 
 pub struct BrokerFailureAction<'s> {
     pub stack: &'s Stack,
@@ -72,9 +78,12 @@ impl Action for BrokerFailureAction<'_> {
             }
             let (outcome, recovery) = match &self.spec.recovery {
                 None => (Outcome::Ok, None),
-                Some(r) => match caught_up(self.stack.kafka().bootstrap_servers(), r).await {
+                Some(r) => match recovered(self.stack, r).await {
                     Ok(lag) => {
-                        detail.push(format!("group {} lag {lag} < {}", r.group, r.below));
+                        detail.push(format!(
+                            "outboxes drained, group {} lag {lag} < {}",
+                            r.group, r.below
+                        ));
                         (Outcome::Ok, Some(back_at.elapsed()))
                     }
                     Err(why) => {
@@ -98,18 +107,26 @@ impl Action for BrokerFailureAction<'_> {
     }
 }
 
-/// Waits until the group's lag is below the bound; the last lag read, or why it never got there.
-async fn caught_up(bootstrap: &str, r: &LagRecovery) -> Result<i64, String> {
-    let source = std::sync::Arc::new(KafkaSource::new(bootstrap));
+/// Waits until the outboxes are empty and the group's lag is below the bound; the last lag read,
+/// or why it never got there.
+async fn recovered(stack: &Stack, r: &LagRecovery) -> Result<i64, String> {
+    let source = std::sync::Arc::new(KafkaSource::new(stack.kafka().bootstrap_servers()));
+    let http = reqwest::Client::new();
     let deadline = Instant::now() + r.timeout;
     loop {
-        let (source, group, topics) = (source.clone(), r.group.clone(), r.topics.clone());
-        let read = tokio::task::spawn_blocking(move || source.lag_now(&group, &topics))
-            .await
-            .map_err(|e| format!("lag reader stopped: {e}"))?;
-        let last = match read {
-            Ok(lag) if (lag.max(0) as u64) < r.below => return Ok(lag),
-            Ok(lag) => format!("lag {lag}"),
+        let last = match outbox_pending(stack, &http).await {
+            Ok(0) => {
+                let (source, group, topics) = (source.clone(), r.group.clone(), r.topics.clone());
+                let read = tokio::task::spawn_blocking(move || source.lag_now(&group, &topics))
+                    .await
+                    .map_err(|e| format!("lag reader stopped: {e}"))?;
+                match read {
+                    Ok(lag) if (lag.max(0) as u64) < r.below => return Ok(lag),
+                    Ok(lag) => format!("lag {lag}"),
+                    Err(e) => e,
+                }
+            }
+            Ok(pending) => format!("{pending} events still in the outboxes"),
             Err(e) => e,
         };
         if Instant::now() >= deadline {
@@ -121,6 +138,45 @@ async fn caught_up(bootstrap: &str, r: &LagRecovery) -> Result<i64, String> {
         }
         tokio::time::sleep(LAG_POLL).await;
     }
+}
+
+/// Events accepted but not yet acknowledged by Kafka, summed over the outbox services' `/metrics`.
+async fn outbox_pending(stack: &Stack, http: &reqwest::Client) -> Result<u64, String> {
+    let mut pending = 0;
+    for service in OUTBOX_SERVICES {
+        let endpoint = stack
+            .endpoint(service)
+            .ok_or_else(|| format!("no {service} in the stack"))?;
+        let text = http
+            .get(format!("{}/metrics", endpoint.url))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("reading {service} /metrics: {e}"))?
+            .text()
+            .await
+            .map_err(|e| format!("reading {service} /metrics: {e}"))?;
+        pending += gauge(&text, "outbox_pending")
+            .ok_or_else(|| format!("{service} /metrics has no outbox_pending"))?;
+    }
+    Ok(pending)
+}
+
+/// The value of an unlabelled-or-labelled gauge in Prometheus text format.
+fn gauge(metrics: &str, name: &str) -> Option<u64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            return None;
+        }
+        rest.rsplit(' ')
+            .next()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(|v| v as u64)
+    })
 }
 
 /// `brokers-up`: every broker back, whatever state the method left them in (a rollback).
@@ -154,5 +210,18 @@ impl Action for BrokersUpAction<'_> {
             })
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gauge;
+
+    #[test]
+    fn reads_a_gauge_with_or_without_labels_and_not_its_lookalikes() {
+        let text = "# TYPE outbox_pending gauge\noutbox_pending_total 9\noutbox_pending{service=\"order\"} 3\n";
+        assert_eq!(gauge(text, "outbox_pending"), Some(3));
+        assert_eq!(gauge("outbox_pending 0\n", "outbox_pending"), Some(0));
+        assert_eq!(gauge("other 1\n", "outbox_pending"), None);
     }
 }
