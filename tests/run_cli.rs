@@ -274,6 +274,10 @@ fn a_run_on_the_embedded_stack_is_gated_on_its_prometheus_p95() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(&format!("report: {}", dir.join("report.html").display())));
     assert!(stdout.contains("verdict: FAIL"), "{stdout}");
+    assert!(
+        !stdout.contains("users launched"),
+        "stdout carries results only: {stdout}"
+    );
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod goose_plan;
 mod pacing;
 pub mod profile;
 mod progress;
+mod quiet_stdout;
 mod recorder;
 mod request;
 mod runner;

@@ -17,6 +17,7 @@ use crate::goose_plan::goose_attack;
 use crate::pacing::ArrivalPacer;
 use crate::profile::{ArrivalSchedule, Load, Profile};
 use crate::progress::Progress;
+use crate::quiet_stdout::StdoutDiverted;
 use crate::recorder::Recorder;
 use crate::scenarios::{self, ScenarioDef};
 use crate::session::RunContext;
@@ -129,7 +130,9 @@ async fn run_load(
     let outcome = match attack {
         Ok(attack) => {
             let watcher = tokio::spawn(watch(recorder.clone(), progress.clone(), stop.clone()));
+            let diverted = StdoutDiverted::divert(spec.quiet);
             let outcome = attack.execute().await;
+            drop(diverted);
             watcher.abort();
             outcome.map(|_| ())
         }

@@ -194,9 +194,22 @@ mod tests {
             .observe(0.003);
         metrics.orders_created.inc();
         let text = metrics.encode();
-        assert!(text.contains(
-            r#"http_request_duration_seconds_bucket{le="0.005",method="GET",route="/health",status="200",service="order"} 1"#
-        ) || text.contains(r#"service="order""#), "{text}");
+        let bucket = |le: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("http_request_duration_seconds_bucket{")
+                        && l.contains(&format!(r#"le="{le}""#))
+                        && l.contains(r#"route="/health""#)
+                        && l.contains(r#"service="order""#)
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .unwrap_or_else(|| panic!("no bucket le={le} in {text}"))
+                .to_string()
+        };
+        // 3 ms lands in the 5 ms bucket and every bucket above it, not in the 1 ms one.
+        assert_eq!(bucket("0.005"), "1", "{text}");
+        assert_eq!(bucket("+Inf"), "1", "{text}");
+        assert_eq!(bucket("0.001"), "0", "{text}");
         assert!(text.contains("orders_created_total"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
