@@ -829,6 +829,11 @@ fn load_generator_is_an_indexed_job() {
     assert_eq!(flag("--target"), Some("http://api-gateway.ecommerce:8080"));
     assert_eq!(flag("--profile"), Some("k6-baseline"));
     assert_eq!(flag("--worker-index"), Some("$(JOB_COMPLETION_INDEX)"));
+    assert_eq!(
+        flag("--workers").map(str::to_string),
+        Some(workers.to_string()),
+        "each worker knows how many share the load"
+    );
     let out = flag("--out").expect("--out");
     let env = env_value(c, "JOB_COMPLETION_INDEX").expect("JOB_COMPLETION_INDEX in env");
     assert_eq!(

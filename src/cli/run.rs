@@ -48,6 +48,13 @@ pub struct RunArgs {
     /// Open model: peak arrival rate in iterations per second.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Distributed load: the number of workers sharing this profile (each runs 1/N of its users
+    /// or rates on the same timeline; merge their reports with `shakedown report merge`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: u32,
+    /// This worker's index, 0 to N−1 (a Kubernetes Indexed Job sets JOB_COMPLETION_INDEX).
+    #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0)]
+    pub worker_index: u32,
     #[command(flatten)]
     pub slo: SloArgs,
     /// Reports go to OUT/<run-id>/.
@@ -114,6 +121,11 @@ fn profile(args: &RunArgs) -> Result<Profile> {
         Some(name) => (name.as_str(), args.scale),
         None => (DEFAULT_PROFILE, Some(args.scale.unwrap_or(DEFAULT_SCALE))),
     };
+    if args.workers > 1 && args.target.is_none() {
+        return Err(exit::usage(
+            "--workers splits the load of one system under test: give it --target",
+        ));
+    }
     resolve_profile(
         name,
         scale,
@@ -122,7 +134,9 @@ fn profile(args: &RunArgs) -> Result<Profile> {
             users: args.users,
             rate: args.rate,
         },
-    )
+    )?
+    .share(args.workers, args.worker_index)
+    .map_err(|e| exit::usage(e.to_string()))
 }
 
 /// Profile `name` (built-in or a file), scaled by `scale`, with `overrides` (shared with
@@ -225,6 +239,24 @@ mod tests {
             profile(&parse(&["--profile", "smoke"])).unwrap(),
             Profile::resolve("smoke").unwrap()
         );
+    }
+
+    #[test]
+    fn workers_run_their_share_of_the_profile_on_a_target() {
+        let target = ["--target", "http://127.0.0.1:9", "--profile", "k6-baseline"];
+        let share = |extra: &[&str]| {
+            let args: Vec<&str> = target.iter().chain(extra).copied().collect();
+            profile(&parse(&args))
+        };
+        let whole = Profile::resolve("k6-baseline").unwrap();
+        assert_eq!(
+            share(&["--workers", "4", "--worker-index", "3"]).unwrap(),
+            whole.share(4, 3).unwrap()
+        );
+        let outside = share(&["--workers", "4", "--worker-index", "4"]).unwrap_err();
+        assert_eq!(exit::classify(&outside), Exit::Usage);
+        let no_target = profile(&parse(&["--workers", "2"])).unwrap_err();
+        assert!(no_target.to_string().contains("--target"), "{no_target}");
     }
 
     #[test]

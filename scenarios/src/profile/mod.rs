@@ -12,6 +12,7 @@ mod builtin;
 mod error;
 mod file;
 mod reshape;
+mod share;
 
 use std::path::Path;
 use std::time::Duration;
