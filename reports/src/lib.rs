@@ -12,6 +12,7 @@
 mod charts;
 pub mod diff;
 mod histogram;
+pub mod merge;
 mod model;
 pub mod render;
 mod store;
@@ -21,6 +22,7 @@ mod threshold;
 mod fixtures;
 
 pub use histogram::LatencyHistogram;
+pub use merge::merge;
 pub use model::{
     ArrivalStats, ErrorCounts, ErrorKind, ErrorSample, JournalEvent, LatencyStats, LoadModel,
     ProfileSummary, Report, SCHEMA_VERSION, SlicePercentiles, SloStatus, SloVerdict, StageSummary,

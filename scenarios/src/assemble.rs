@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use reports::merge::{ratio, round_to};
 use reports::{
     ArrivalStats, ErrorCounts, LatencyHistogram, Report, SCHEMA_VERSION, SlicePercentiles,
     StatusClassStats, Threshold, TimeSlice, Totals, TransactionStats, Verdict, error_samples_from,
@@ -153,21 +154,6 @@ fn percentiles(histogram: &LatencyHistogram) -> Option<SlicePercentiles> {
         p95_ms: s.p95_ms,
         p99_ms: s.p99_ms,
     })
-}
-
-/// `part / whole` to six decimals (0 when there is no whole): plenty for a rate in percent.
-fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        round_to(part as f64 / whole as f64, 6)
-    }
-}
-
-/// Rounds to `decimals` places so the JSON shows meaningful digits only.
-fn round_to(value: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (value * scale).round() / scale
 }
 
 #[cfg(test)]

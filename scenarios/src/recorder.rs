@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use reports::{ErrorCounts, ErrorKind, LatencyHistogram};
 
-/// Distinct error messages kept for the report; more would only repeat the same story.
-const MAX_ERROR_SAMPLES: usize = 50;
+use reports::merge::MAX_ERROR_SAMPLES;
 
 /// One finished request.
 #[derive(Clone, Debug)]

@@ -43,7 +43,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Service level objectives: `slo check` judges an SLO file over a window (the CI gate).
     Slo(slo::SloArgs),
-    /// Run reports: `report show` prints one, `report diff` compares a run with a baseline.
+    /// Run reports: `report show` prints one, `report diff` compares a run with a baseline,
+    /// `report merge` combines the reports of distributed workers.
     Report(report::ReportArgs),
     /// Chaos experiments: `chaos run EXPERIMENT.yaml [--dry-run]` (no load).
     Chaos(chaos::ChaosArgs),

@@ -1,11 +1,12 @@
-//! `shakedown report show|diff`: read run reports back — print one as Markdown, or compare a run
-//! with a baseline and fail (exit 1) on a regression beyond the allowed bound.
+//! `shakedown report show|diff|merge`: read run reports back — print one as Markdown, compare a
+//! run with a baseline and fail (exit 1) on a regression beyond the allowed bound, or merge the
+//! reports of distributed workers into one report that reads like a single run.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use reports::{Renderer as _, Report, diff, render::MarkdownRenderer};
+use reports::{Renderer as _, Report, Verdict, diff, render::MarkdownRenderer};
 
 use super::{Exit, exit};
 
@@ -33,6 +34,18 @@ enum ReportCommand {
         #[arg(long, default_value = "10%")]
         max_regression: String,
     },
+    /// Merge the reports of the workers of one distributed run (`run --workers N
+    /// --worker-index I`) into one report: counts summed, histograms merged, percentiles,
+    /// thresholds and verdict recomputed. Exit 1 when the merged verdict fails, 2 when an input
+    /// is missing, unreadable or not a share of the same run.
+    Merge {
+        /// Directory for the merged report.json, report.md, report.html and junit.xml.
+        #[arg(long)]
+        out: PathBuf,
+        /// The workers' report.json files.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
 }
 
 pub fn run(args: ReportArgs) -> Result<Exit> {
@@ -55,6 +68,18 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
                 Exit::Failed
             } else {
                 Exit::Pass
+            })
+        }
+        ReportCommand::Merge { out, reports } => {
+            let loaded = reports.iter().map(load).collect::<Result<Vec<_>>>()?;
+            let merged = reports::merge(&loaded).map_err(|e| match e.index() {
+                Some(i) => exit::usage(format!("{}: {e}", reports[i].display())),
+                None => exit::usage(e.to_string()),
+            })?;
+            super::run::write(&out, &merged, false)?;
+            Ok(match merged.verdict {
+                Verdict::Pass => Exit::Pass,
+                Verdict::Fail => Exit::Failed,
             })
         }
     }

@@ -1,0 +1,116 @@
+//! Distributed load as the Kubernetes Indexed Job runs it, on one machine: two `shakedown run`
+//! workers share one profile against the embedded stack (JOB_COMPLETION_INDEX picks the share),
+//! and `shakedown report merge` turns their reports into one that adds up.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn only_dir(parent: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.into_iter().next().unwrap()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_a_profile_and_their_reports_merge_into_one() {
+    let stack = common::start_stack(false).await;
+    let out = tempfile::tempdir().unwrap();
+    let profile = out.path().join("four-users.yaml");
+    std::fs::write(
+        &profile,
+        "name: four-users\nclosed:\n  stages:\n    - { duration: 1s, users: 4 }\n    - { duration: 5s, users: 4 }\n",
+    )
+    .unwrap();
+    let workers: Vec<_> = (0..2)
+        .map(|index| {
+            let dir = out.path().join(format!("worker-{index}"));
+            let child = Command::new(common::binary())
+                .args([
+                    "run",
+                    "browse",
+                    "--target",
+                    stack.gateway_url(),
+                    "--workers",
+                    "2",
+                ])
+                .arg("--profile")
+                .arg(&profile)
+                .arg("--out")
+                .arg(&dir)
+                .env("JOB_COMPLETION_INDEX", index.to_string())
+                .env("CI", "true")
+                .spawn()
+                .unwrap();
+            (dir, child)
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for (dir, mut child) in workers {
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "worker in {}", dir.display());
+        reports.push(only_dir(&dir).join("report.json"));
+    }
+    stack.stop().await;
+
+    let worker_reports: Vec<Value> = reports.iter().map(|p| json(p)).collect();
+    for (index, report) in worker_reports.iter().enumerate() {
+        assert_eq!(
+            report["profile"]["name"],
+            format!("four-users (worker {} of 2)", index + 1)
+        );
+        assert_eq!(
+            report["profile"]["stages"][1]["target"], 2.0,
+            "half the users each"
+        );
+    }
+
+    let merged_dir = out.path().join("merged");
+    let output = Command::new(common::binary())
+        .args(["report", "merge", "--out"])
+        .arg(&merged_dir)
+        .args(&reports)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let merged = json(&merged_dir.join("report.json"));
+    let total = |r: &Value| r["totals"]["requests"].as_u64().unwrap();
+    assert_eq!(
+        total(&merged),
+        worker_reports.iter().map(total).sum::<u64>(),
+        "the merged report counts every worker's requests"
+    );
+    let series: u64 = merged["timeseries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(series, total(&merged));
+    assert_eq!(
+        merged["profile"]["stages"][1]["target"], 4.0,
+        "the whole profile"
+    );
+    for file in ["report.md", "report.html", "junit.xml"] {
+        assert!(merged_dir.join(file).is_file(), "{file}");
+    }
+}
