@@ -31,6 +31,18 @@ async fn audited_order_ids(http: &reqwest::Client, audit: &str) -> Option<Vec<St
     )
 }
 
+/// The outbox and event lines of a service's /metrics, for a failure message.
+async fn metrics_of(http: &reqwest::Client, url: &str) -> String {
+    let text = match http.get(format!("{url}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => return format!("unreachable: {e}"),
+    };
+    text.lines()
+        .filter(|l| l.starts_with("outbox_pending") || l.starts_with("kafka_events"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_survive_a_sigkill_and_a_kafka_outage() {
     let stack = start_stack(false).await;
@@ -103,7 +115,28 @@ async fn orders_survive_a_sigkill_and_a_kafka_outage() {
         }
     })
     .await;
-    let published = published.expect("every acknowledged order's event reached audit");
+    let Some(published) = published else {
+        let seen: HashSet<String> = audited_order_ids(&http, &audit)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let missing = expected.difference(&seen).count();
+        let order_metrics = metrics_of(&http, &stack.endpoint("order").unwrap().url).await;
+        let audit_metrics = metrics_of(&http, &audit).await;
+        let keep = std::env::temp_dir().join("shakedown-resilience-failure");
+        let _ = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(stack.data_dir())
+            .arg(&keep)
+            .status();
+        panic!(
+            "{missing} of {} acknowledged orders have no order.created event in audit after 60 s \
+             (data and logs copied to {})\norder: {order_metrics}\naudit: {audit_metrics}",
+            expected.len(),
+            keep.display()
+        );
+    };
     let outage_ids: HashSet<_> = during_outage.iter().cloned().collect();
     assert_eq!(outage_ids.len(), 200);
     let outage_events: Vec<&String> = published

@@ -76,6 +76,7 @@ pub fn producer_with_timeout(bootstrap: &str, message_timeout: Duration) -> Resu
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
+        .set("socket.timeout.ms", SOCKET_TIMEOUT_MS)
         .set(
             "message.timeout.ms",
             message_timeout.as_millis().to_string(),
@@ -115,6 +116,10 @@ pub fn flush(producer: &FutureProducer) {
     }
 }
 
+/// How long a request to a broker may go unanswered before librdkafka fails it and retries
+/// elsewhere (librdkafka's default is 60 s): a lost broker is noticed within seconds.
+const SOCKET_TIMEOUT_MS: &str = "10000";
+
 /// A consumer in `group` that starts from the earliest offset and commits manually.
 pub fn consumer(bootstrap: &str, group: &str, topics: &[&str]) -> Result<StreamConsumer> {
     let consumer: StreamConsumer = ClientConfig::new()
@@ -124,6 +129,9 @@ pub fn consumer(bootstrap: &str, group: &str, topics: &[&str]) -> Result<StreamC
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("topic.metadata.refresh.interval.ms", "5000")
+        // A fetch in flight when its broker dies is otherwise only given up after the default
+        // 60 s, which stalls that partition's events for a minute after the broker is back.
+        .set("socket.timeout.ms", SOCKET_TIMEOUT_MS)
         .create()
         .with_context(|| format!("creating Kafka consumer {group} for {bootstrap}"))?;
     consumer
