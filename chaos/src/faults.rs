@@ -158,16 +158,12 @@ impl Action for FaultsClearAction {
         async move {
             let started_at = Utc::now();
             self.admin.clear().await?;
-            Ok(ActionRecord {
-                action: "faults-clear".into(),
-                target: self.admin.name.clone(),
+            Ok(ActionRecord::completed(
+                "faults-clear",
+                self.admin.name.clone(),
                 started_at,
-                ended_at: Some(Utc::now()),
-                outcome: Outcome::Ok,
-                affected: vec![self.admin.url.clone()],
-                recovery: None,
-                detail: None,
-            })
+                vec![self.admin.url.clone()],
+            ))
         }
         .boxed()
     }

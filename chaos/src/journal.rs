@@ -55,6 +55,26 @@ pub struct ActionRecord {
 }
 
 impl ActionRecord {
+    /// An action that has just completed without anything to recover from (a rollback such as
+    /// clearing faults or bringing brokers back).
+    pub fn completed(
+        action: &str,
+        target: String,
+        started_at: DateTime<Utc>,
+        affected: Vec<String>,
+    ) -> ActionRecord {
+        ActionRecord {
+            action: action.to_string(),
+            target,
+            started_at,
+            ended_at: Some(Utc::now()),
+            outcome: Outcome::Ok,
+            affected,
+            recovery: None,
+            detail: None,
+        }
+    }
+
     /// The record as a report journal event (`kind` is `chaos.<action>`).
     pub fn to_journal_event(&self) -> JournalEvent {
         let mut detail = Vec::new();

@@ -22,12 +22,7 @@ impl Action for PodKillAction {
     }
 
     fn target(&self) -> String {
-        let ns = self
-            .spec
-            .namespace
-            .as_deref()
-            .unwrap_or(&self.target.spec().namespace);
-        format!("{ns}/{}", self.spec.selector)
+        self.target.pod_kill_target(&self.spec)
     }
 
     fn run<'a>(&'a self, cancel: &'a CancellationToken) -> ActionFuture<'a> {
@@ -46,16 +41,7 @@ impl Action for KubeBrokerFailureAction {
     }
 
     fn target(&self) -> String {
-        let ns = self
-            .spec
-            .namespace
-            .as_deref()
-            .unwrap_or(&self.target.spec().namespace);
-        match (&self.spec.statefulset, &self.spec.selector) {
-            (Some(sts), _) => format!("{ns}/{sts} {:?}", self.spec.ordinals),
-            (None, Some(selector)) => format!("{ns}/{selector}"),
-            (None, None) => ns.to_string(),
-        }
+        self.target.broker_failure_target(&self.spec)
     }
 
     fn run<'a>(&'a self, cancel: &'a CancellationToken) -> ActionFuture<'a> {

@@ -10,6 +10,7 @@
 //! them.
 
 mod charts;
+pub mod derive;
 pub mod diff;
 mod histogram;
 pub mod merge;

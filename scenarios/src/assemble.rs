@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reports::merge::{ratio, round_to};
+use reports::derive::round_to;
 use reports::{
-    ArrivalStats, ErrorCounts, LatencyHistogram, Report, SCHEMA_VERSION, SlicePercentiles,
-    StatusClassStats, Threshold, TimeSlice, Totals, TransactionStats, Verdict, error_samples_from,
+    ArrivalStats, ErrorCounts, LatencyHistogram, Report, SCHEMA_VERSION, StatusClassStats,
+    Threshold, TimeSlice, Totals, TransactionStats, Verdict, error_samples_from,
 };
 
 use crate::profile::Profile;
@@ -43,20 +43,17 @@ pub fn assemble(facts: RunFacts<'_>, measurements: Measurements) -> Report {
         max_lateness: _,
     } = measurements;
 
-    let totals = Totals {
+    let mut totals = Totals {
         requests: totals.requests,
         errors: totals.errors,
-        error_rate: ratio(totals.errors, totals.requests),
-        rps: if actual_s > 0.0 {
-            round_to(totals.requests as f64 / actual_s, 3)
-        } else {
-            0.0
-        },
-        latency: totals.latency.stats(),
-        corrected_latency: totals.corrected.as_ref().and_then(LatencyHistogram::stats),
+        error_rate: 0.0,
+        rps: 0.0,
+        latency: None,
+        corrected_latency: None,
         histogram: totals.latency,
         corrected_histogram: totals.corrected,
     };
+    totals.recompute(actual_s);
     let thresholds = facts
         .thresholds
         .iter()
@@ -84,11 +81,15 @@ pub fn assemble(facts: RunFacts<'_>, measurements: Measurements) -> Report {
         error_samples: error_samples_from(error_samples),
         status_classes: status_classes
             .into_iter()
-            .map(|(class, stats)| StatusClassStats {
-                class: class.to_string(),
-                requests: stats.requests,
-                latency: stats.latency.stats(),
-                histogram: stats.latency,
+            .map(|(class, stats)| {
+                let mut class = StatusClassStats {
+                    class: class.to_string(),
+                    requests: stats.requests,
+                    latency: None,
+                    histogram: stats.latency,
+                };
+                class.recompute();
+                class
             })
             .collect(),
         timeseries: time_series(slices, facts.actual_duration),
@@ -103,16 +104,18 @@ pub fn assemble(facts: RunFacts<'_>, measurements: Measurements) -> Report {
 }
 
 fn transaction_stats(name: &str, stats: SeriesStats) -> TransactionStats {
-    TransactionStats {
+    let mut transaction = TransactionStats {
         name: name.to_string(),
         requests: stats.requests,
         errors: stats.errors,
-        error_rate: ratio(stats.errors, stats.requests),
-        latency: stats.latency.stats(),
-        corrected_latency: stats.corrected.as_ref().and_then(LatencyHistogram::stats),
+        error_rate: 0.0,
+        latency: None,
+        corrected_latency: None,
         histogram: stats.latency,
         corrected_histogram: stats.corrected,
-    }
+    };
+    transaction.recompute();
+    transaction
 }
 
 /// One entry per second of the run, including seconds in which nothing finished.
@@ -134,26 +137,22 @@ fn time_series(mut slices: Vec<Slice>, actual: Duration) -> Vec<TimeSlice> {
     slices
         .into_iter()
         .enumerate()
-        .map(|(second, slice)| TimeSlice {
-            second: second as u64,
-            requests: slice.stats.requests,
-            errors: slice.stats.errors,
-            errors_by_kind: slice.errors_by_kind,
-            active_users: slice.active_users,
-            latency: percentiles(&slice.stats.latency),
-            corrected_latency: slice.stats.corrected.as_ref().and_then(percentiles),
-            histogram: slice.stats.latency,
-            corrected_histogram: slice.stats.corrected,
+        .map(|(second, slice)| {
+            let mut time_slice = TimeSlice {
+                second: second as u64,
+                requests: slice.stats.requests,
+                errors: slice.stats.errors,
+                errors_by_kind: slice.errors_by_kind,
+                active_users: slice.active_users,
+                latency: None,
+                corrected_latency: None,
+                histogram: slice.stats.latency,
+                corrected_histogram: slice.stats.corrected,
+            };
+            time_slice.recompute();
+            time_slice
         })
         .collect()
-}
-
-fn percentiles(histogram: &LatencyHistogram) -> Option<SlicePercentiles> {
-    histogram.stats().map(|s| SlicePercentiles {
-        p50_ms: s.p50_ms,
-        p95_ms: s.p95_ms,
-        p99_ms: s.p99_ms,
-    })
 }
 
 #[cfg(test)]

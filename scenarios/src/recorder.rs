@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use reports::{ErrorCounts, ErrorKind, LatencyHistogram};
 
-use reports::merge::MAX_ERROR_SAMPLES;
+use reports::derive::MAX_ERROR_SAMPLES;
 
 /// One finished request.
 #[derive(Clone, Debug)]

@@ -145,12 +145,7 @@ pub(super) async fn start_stack(
     quiet: bool,
 ) -> Result<Option<Stack>> {
     match experiment.target {
-        Target::Local(_) => {
-            if !quiet {
-                eprintln!("starting the embedded stack (mock Kafka, 14 services)...");
-            }
-            Ok(Some(Stack::start(args.options(None)?).await?))
-        }
+        Target::Local(_) => Ok(args.target_or_start(None, quiet).await?.0),
         Target::Kube(_) => Ok(None),
     }
 }

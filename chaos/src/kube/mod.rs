@@ -135,7 +135,7 @@ impl KubeTarget {
     ) -> Result<ActionRecord, ChaosError> {
         self.check_pod_kill(action)?;
         let ns = self.namespace(action.namespace.as_deref());
-        let target = format!("{ns}/{}", action.selector);
+        let target = self.pod_kill_target(action);
         if self.dry_run {
             return Ok(dry_run_record(
                 "pod-kill",
@@ -167,7 +167,7 @@ impl KubeTarget {
     ) -> Result<ActionRecord, ChaosError> {
         self.check_broker_failure(action)?;
         let ns = self.namespace(action.namespace.as_deref());
-        let target = broker_target(ns, action);
+        let target = self.broker_failure_target(action);
         if self.dry_run {
             return Ok(dry_run_record(
                 "broker-failure",
@@ -204,6 +204,17 @@ impl KubeTarget {
     /// One line per request that [`Self::broker_failure`] would send: for --dry-run output.
     pub fn describe_broker_failure(&self, action: &KubeBrokerFailure) -> Vec<String> {
         describe::broker_failure(&self.spec, action)
+    }
+
+    /// What a `pod-kill` is aimed at, as its journal records it: `<ns>/<selector>`.
+    pub fn pod_kill_target(&self, action: &PodKill) -> String {
+        let ns = self.namespace(action.namespace.as_deref());
+        format!("{ns}/{}", action.selector)
+    }
+
+    /// What a kube `broker-failure` is aimed at: `<ns>/<selector>` or `<ns>/statefulset/<sts>`.
+    pub fn broker_failure_target(&self, action: &KubeBrokerFailure) -> String {
+        broker_target(self.namespace(action.namespace.as_deref()), action)
     }
 
     fn namespace<'a>(&'a self, action_ns: Option<&'a str>) -> &'a str {

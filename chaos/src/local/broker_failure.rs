@@ -198,16 +198,12 @@ impl Action for BrokersUpAction<'_> {
             let started_at = Utc::now();
             let ids: Vec<i32> = self.stack.kafka().broker_ids().collect();
             up(self.stack, &ids).await?;
-            Ok(ActionRecord {
-                action: "brokers-up".into(),
-                target: "kafka (mock)".into(),
+            Ok(ActionRecord::completed(
+                "brokers-up",
+                "kafka (mock)".into(),
                 started_at,
-                ended_at: Some(Utc::now()),
-                outcome: Outcome::Ok,
-                affected: ids.iter().map(|id| format!("broker {id}")).collect(),
-                recovery: None,
-                detail: None,
-            })
+                ids.iter().map(|id| format!("broker {id}")).collect(),
+            ))
         }
         .boxed()
     }
