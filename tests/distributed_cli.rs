@@ -13,6 +13,7 @@ fn only_dir(parent: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(parent)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != "latest")
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.into_iter().next().unwrap()

@@ -32,12 +32,12 @@ fn drill(name: &str, extra: &[&str]) -> (i32, String, Value) {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!("{stdout}\n{stderr}");
-    let report_dir = std::fs::read_dir(out.path())
-        .unwrap()
-        .next()
-        .unwrap_or_else(|| panic!("no report written (exit {:?})", output.status.code()))
-        .unwrap()
-        .path();
+    let report_dir = out.path().join("latest");
+    assert!(
+        report_dir.join("report.json").is_file(),
+        "no report written (exit {:?})",
+        output.status.code()
+    );
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
             .unwrap();

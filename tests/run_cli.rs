@@ -35,11 +35,12 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// The one run directory under `out`.
+/// The one run directory under `out`, which `out/latest` points at.
 fn run_dir(out: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap_or_else(|e| panic!("{}: {e}", out.display()))
         .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != "latest")
         .collect();
     assert_eq!(
         dirs.len(),
@@ -47,7 +48,13 @@ fn run_dir(out: &Path) -> PathBuf {
         "one run directory in {}: {dirs:?}",
         out.display()
     );
-    dirs.into_iter().next().unwrap()
+    let dir = dirs.into_iter().next().unwrap();
+    assert_eq!(
+        std::fs::canonicalize(out.join("latest")).unwrap(),
+        std::fs::canonicalize(&dir).unwrap(),
+        "latest points at the run"
+    );
+    dir
 }
 
 fn report(dir: &Path) -> Value {
@@ -339,7 +346,7 @@ fn ctrl_c_writes_a_partial_report() {
     assert_eq!(code(&output), 1, "a partial run never passes: {said}");
     let report = report(&run_dir(&runs));
     assert_eq!(report["partial"], true);
-    assert_eq!(report["partial_reason"], "interrupted (Ctrl-C)");
+    assert_eq!(report["partial_reason"], "interrupted (Ctrl-C or SIGTERM)");
     assert!(report["totals"]["requests"].as_u64().unwrap() > 0);
     assert!(report["actual_duration_s"].as_f64().unwrap() < 50.0);
 }

@@ -111,9 +111,19 @@ impl Action for FaultsAction {
             let started_at = Utc::now();
             let body = body(&self.spec);
             self.admin.set(&body).await?;
+            let in_force = crate::in_force::enter(
+                format!("faults {body} on {}", self.admin.name),
+                format!("curl -X DELETE {}/admin/faults", self.admin.url),
+            );
             let held = hold(self.spec.duration, cancel).await;
             // Always clear, also when cut short: a halted drill must not leave latency behind.
             let cleared = self.admin.clear().await;
+            match cleared {
+                Ok(()) => drop(in_force),
+                // Still in force: stay listed for the rest of the process, so a later signal
+                // still tells the operator how to undo it.
+                Err(_) => std::mem::forget(in_force),
+            }
             let mut detail = format!("{body}");
             if !held {
                 detail.push_str("; cut short (halt or Ctrl-C)");

@@ -13,6 +13,7 @@ pub mod action;
 pub mod duration;
 pub mod error;
 pub mod faults;
+pub mod in_force;
 pub mod journal;
 pub mod kube;
 pub mod kube_actions;

@@ -30,7 +30,7 @@ pub use model::{
     StatusClassStats, TimeSlice, Totals, TransactionStats, Verdict, error_samples_from,
 };
 pub use render::{Renderer, all_renderers};
-pub use store::{LoadError, write_all};
+pub use store::{LATEST, LoadError, mark_latest, write_all};
 pub use threshold::{
     Comparison, Threshold, ThresholdMetric, ThresholdParseError, ThresholdResult,
     default_thresholds, format_value,

@@ -98,11 +98,52 @@ pub fn write_all(dir: &Path, report: &Report) -> anyhow::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// The name of the link, beside a run's directory, that always points at the newest run.
+pub const LATEST: &str = "latest";
+
+/// Points `OUT/latest` at `run_dir` (a directory inside `OUT`), so scripts and CI steps name
+/// the newest run by a stable path (`reports/runs/latest/report.json`) however many runs the
+/// folder holds. The link is relative (the folder can be moved or archived) and replaced
+/// atomically: a reader never sees it missing.
+pub fn mark_latest(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    let parent = run_dir
+        .parent()
+        .with_context(|| format!("{} has no parent folder", run_dir.display()))?;
+    let name = run_dir
+        .file_name()
+        .with_context(|| format!("{} has no name", run_dir.display()))?;
+    let link = parent.join(LATEST);
+    let staged = parent.join(format!(".{LATEST}.{}", std::process::id()));
+    let _ = fs::remove_file(&staged);
+    std::os::unix::fs::symlink(name, &staged)
+        .with_context(|| format!("creating {}", staged.display()))?;
+    fs::rename(&staged, &link).with_context(|| format!("replacing {}", link.display()))?;
+    Ok(link)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures::sample_report;
     use crate::model::{SloStatus, Verdict};
+
+    #[test]
+    fn latest_follows_the_newest_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = sample_report();
+        for run in ["a", "b"] {
+            let run_dir = dir.path().join(run);
+            write_all(&run_dir, &report).unwrap();
+            let link = mark_latest(&run_dir).unwrap();
+            assert_eq!(fs::read_link(&link).unwrap(), Path::new(run));
+            assert!(link.join("report.json").is_file());
+        }
+        let entries: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(entries.len(), 3, "no staging link left behind: {entries:?}");
+    }
 
     #[test]
     fn write_all_then_load_gives_the_same_report() {

@@ -38,7 +38,7 @@ pub use profile::{
     ThinkTime, UserStage, builtin_names as builtin_profile_names,
 };
 pub use reports::{Report, Threshold, default_thresholds};
-pub use runner::{RunSpec, execute};
+pub use runner::{INTERRUPTED, RunSpec, execute, execute_until, validate};
 pub use scenarios::scenario_names;
 pub use watch::DEAD_TARGET_WINDOW;
 

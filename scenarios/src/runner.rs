@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use reports::{ArrivalStats, Report, Threshold, default_thresholds};
+use tokio_util::sync::CancellationToken;
 
 use crate::assemble::{RunFacts, assemble};
 use crate::error::RunError;
@@ -42,12 +43,21 @@ pub struct RunSpec {
     pub thresholds: Vec<Threshold>,
 }
 
-/// Runs `spec` and returns its report.
+/// Why a run stopped when its caller cancelled it (a signal, in the CLI).
+pub const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM)";
+
+/// Runs `spec` and returns its report; [`execute_until`] with a token nobody cancels.
+pub async fn execute(spec: RunSpec) -> Result<Report, RunError> {
+    execute_until(spec, &CancellationToken::new()).await
+}
+
+/// Runs `spec` until it ends or `cancel` fires, and returns its report.
 ///
 /// - `Ok(report)`: the run happened. `report.partial` is set when it stopped early —
-///   interrupted by Ctrl-C (Goose's handler stops the users; a second Ctrl-C exits at once)
-///   or stopped because every request of the last 5 s failed to connect — with
-///   `partial_reason` saying which. `report.verdict` says pass or fail.
+///   interrupted by `cancel` (or by Goose's own Ctrl-C handler, when the process has no
+///   handler of its own; the CLI installs one, so Goose's never exits the process) or stopped
+///   because every request of the last 5 s failed to connect — with `partial_reason` saying
+///   which. `report.verdict` says pass or fail.
 /// - `Err(RunError::Unreachable)`: `GET {target}/health` could not connect or timed out; the
 ///   error carries a partial report with no requests.
 /// - `Err(RunError::UnknownScenario | InvalidTarget)`: nothing was run.
@@ -55,7 +65,7 @@ pub struct RunSpec {
 ///
 /// Goose's Ctrl-C handler and killswitch are process-wide, so run one `execute` at a time
 /// per process.
-pub async fn execute(spec: RunSpec) -> Result<Report, RunError> {
+pub async fn execute_until(spec: RunSpec, cancel: &CancellationToken) -> Result<Report, RunError> {
     let scenario = scenarios::find(&spec.scenario).ok_or_else(|| RunError::UnknownScenario {
         name: spec.scenario.clone(),
         known: scenarios::scenario_names(),
@@ -88,7 +98,7 @@ pub async fn execute(spec: RunSpec) -> Result<Report, RunError> {
         });
     }
 
-    run_load(&spec, &scenario, &base_url, &thresholds, run_id).await
+    run_load(&spec, &scenario, &base_url, &thresholds, run_id, cancel).await
 }
 
 /// The load phase: Goose plus the recorder, watcher and progress bar.
@@ -98,6 +108,7 @@ async fn run_load(
     base_url: &str,
     thresholds: &[Threshold],
     run_id: uuid::Uuid,
+    cancel: &CancellationToken,
 ) -> Result<Report, RunError> {
     let profile = &spec.profile;
     let pacer = match &profile.load {
@@ -129,7 +140,12 @@ async fn run_load(
     let started = Instant::now();
     let outcome = match attack {
         Ok(attack) => {
-            let watcher = tokio::spawn(watch(recorder.clone(), progress.clone(), stop.clone()));
+            let watcher = tokio::spawn(watch(
+                recorder.clone(),
+                progress.clone(),
+                stop.clone(),
+                cancel.clone(),
+            ));
             let diverted = StdoutDiverted::divert(spec.quiet);
             let outcome = attack.execute().await;
             drop(diverted);
@@ -142,14 +158,15 @@ async fn run_load(
     let ended_at = Utc::now();
     progress.finish();
 
-    // Goose's killswitch is set by its Ctrl-C handler or by our watcher; the watcher records
-    // its reason first, so a triggered killswitch without one means Ctrl-C.
-    let interrupted = goose::is_killswitch_triggered();
+    // Goose's killswitch is set by our watcher (a dead target, or `cancel`) or by Goose's own
+    // Ctrl-C handler; the watcher records a dead target's reason first, so a triggered
+    // killswitch without one means an interruption.
+    let interrupted = goose::is_killswitch_triggered() || cancel.is_cancelled();
     goose::reset_killswitch();
     let partial_reason = match (&outcome, stop.get()) {
         (Err(error), _) => Some(format!("load generator failed: {error}")),
         (Ok(()), Some(reason)) => Some(reason.to_string()),
-        (Ok(()), None) if interrupted => Some("interrupted (Ctrl-C)".to_string()),
+        (Ok(()), None) if interrupted => Some(INTERRUPTED.to_string()),
         (Ok(()), None) => None,
     };
     let measurements = recorder.measurements();
@@ -193,13 +210,43 @@ fn effective_thresholds(spec: &RunSpec) -> Vec<Threshold> {
     }
 }
 
+/// Checks what can be checked without sending anything — the scenario exists, the target is
+/// an http(s) base URL — and returns the normalized target. [`execute`] does the same first;
+/// callers use this to refuse a bad run before they start anything (a stack, a banner).
+/// `target` is `None` when it is not known yet (an embedded stack still to start).
+pub fn validate(scenario: &str, target: Option<&str>) -> Result<Option<String>, RunError> {
+    scenarios::find(scenario).ok_or_else(|| RunError::UnknownScenario {
+        name: scenario.to_string(),
+        known: scenarios::scenario_names(),
+    })?;
+    target.map(normalize_target).transpose()
+}
+
 /// Checks the target is an http(s) URL with a host and drops any trailing slash.
 fn normalize_target(target: &str) -> Result<String, RunError> {
     let invalid = |reason: &str| RunError::InvalidTarget {
         target: target.to_string(),
         reason: reason.to_string(),
     };
-    let url = reqwest::Url::parse(target.trim()).map_err(|e| invalid(&e.to_string()))?;
+    let url = reqwest::Url::parse(target.trim()).map_err(|e| {
+        // `127.0.0.1:8080` and `shop.example` are the usual slips: name the fix.
+        let looks_like_a_host = !target.trim().is_empty() && !target.contains("://");
+        if looks_like_a_host {
+            invalid(&format!(
+                "{e}: a target is a URL with a scheme; did you mean http://{}?",
+                target.trim()
+            ))
+        } else {
+            invalid(&e.to_string())
+        }
+    })?;
+    if url.cannot_be_a_base() {
+        // `localhost:8080` parses as scheme `localhost` with path `8080`.
+        return Err(invalid(&format!(
+            "a target is a URL with a scheme; did you mean http://{}?",
+            target.trim()
+        )));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("the scheme must be http or https"));
     }
@@ -256,6 +303,13 @@ mod tests {
             normalize_target("https://shop.example/api-gw/").unwrap(),
             "https://shop.example/api-gw"
         );
+        for host in ["127.0.0.1:8080", "localhost:8080", "shop.example"] {
+            let error = normalize_target(host).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("did you mean http://{host}?")),
+                "{host}: {error}"
+            );
+        }
         for bad in [
             "127.0.0.1:8080",
             "ftp://host",

@@ -7,6 +7,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 
@@ -30,12 +32,31 @@ impl StopReason {
     }
 }
 
-/// Watches until aborted; stops the run through Goose's killswitch when the target dies.
-pub async fn watch(recorder: Arc<Recorder>, progress: Arc<Progress>, stop: Arc<StopReason>) {
+/// Watches until aborted; stops the run through Goose's killswitch when the target dies or
+/// `cancel` fires.
+pub async fn watch(
+    recorder: Arc<Recorder>,
+    progress: Arc<Progress>,
+    stop: Arc<StopReason>,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tick.tick().await;
+        if cancel.is_cancelled() {
+            tick.tick().await;
+        } else {
+            // Wake at once on cancellation: the load stops within milliseconds of a signal.
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = cancel.cancelled() => {}
+            }
+        }
+        // Checked on every pass, not once: Goose clears its killswitch while it sets up, so a
+        // cancellation that came before that must be applied again.
+        if cancel.is_cancelled() && !goose::is_killswitch_triggered() {
+            goose::trigger_killswitch(crate::runner::INTERRUPTED);
+        }
         recorder.sample_active_users();
         progress.update(&recorder.live());
         if stop.get().is_none() && recorder.all_failed_to_connect(DEAD_TARGET_WINDOW) {

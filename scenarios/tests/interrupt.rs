@@ -1,15 +1,17 @@
-//! Ctrl-C: Goose's handler stops the users and the run still returns its report, marked
-//! partial. The test sends SIGINT to its own process, so it lives alone in this binary.
+//! Interruption: cancelling the run's token (what the CLI's signal handler does on Ctrl-C or
+//! SIGTERM) stops the users and the run still returns its report, marked partial. Goose's
+//! killswitch is process-wide, so this test lives alone in its binary.
 
 mod support;
 
 use std::time::Duration;
 
-use scenarios::{Profile, RunSpec, execute};
+use scenarios::{INTERRUPTED, Profile, RunSpec, execute_until};
 use support::{Behaviour, Gateway};
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_yields_a_partial_report() {
+async fn cancelling_yields_a_partial_report() {
     let gateway = Gateway::start(Behaviour::default());
     let profile = Profile::from_yaml(
         "name: long\nclosed:\n  stages:\n    - { duration: 0s, users: 2 }\n    - { duration: 60s, users: 2 }\nthink_time: { min: 20ms, max: 40ms }\n",
@@ -24,22 +26,17 @@ async fn ctrl_c_yields_a_partial_report() {
         thresholds: Vec::new(),
     };
 
-    let (outcome, ()) = tokio::join!(execute(spec), async {
-        // Goose installs its handler as the run starts; by now it is there.
+    let cancel = CancellationToken::new();
+    let (outcome, ()) = tokio::join!(execute_until(spec, &cancel), async {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &std::process::id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        cancel.cancel();
     });
+
     let report = outcome.unwrap();
 
     assert!(report.partial);
-    assert_eq!(
-        report.partial_reason.as_deref(),
-        Some("interrupted (Ctrl-C)")
-    );
+    assert_eq!(report.partial_reason.as_deref(), Some(INTERRUPTED));
+
     assert!(
         report.actual_duration_s < report.planned_duration_s,
         "stopped early, not after {} s",

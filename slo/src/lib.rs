@@ -35,6 +35,7 @@ pub use model::{
     Quantile, Selector, SetKind, Sli, Slo, SloSet,
 };
 pub use outcome::{CheckOutcome, Checked, Gate, Problem, attach};
+pub use sources::preflight;
 pub use sources::{Source, SourceKind, Sources, SourcesConfig};
 pub use time::{TimeError, parse_instant};
 pub use value::Unit;

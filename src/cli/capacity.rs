@@ -10,6 +10,7 @@ use scenarios::capacity::{CapacityPlan, CapacityResult, StepResult};
 use scenarios::{Profile, RunSpec};
 
 use super::gate::{SloArgs, SloGate};
+use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
 
@@ -52,7 +53,7 @@ pub struct CapacityArgs {
     pub stack: StackArgs,
 }
 
-pub async fn run(args: CapacityArgs, quiet: bool) -> Result<Exit> {
+pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     let plan = CapacityPlan {
         start: args.start,
         step: args.step,
@@ -68,11 +69,18 @@ pub async fn run(args: CapacityArgs, quiet: bool) -> Result<Exit> {
         .transpose()
         .map_err(|e| exit::usage(e.to_string()))?;
     let gate = SloGate::load(&args.slo)?;
+    super::run::validate(&args.scenario, args.target.as_deref())?;
 
     let (stack, target) = args
         .stack
         .target_or_start(args.target.as_deref(), quiet)
         .await?;
+    if let Some(gate) = &gate
+        && let Err(error) = gate.preflight(stack.as_ref()).await
+    {
+        super::run::stop(stack).await;
+        return Err(error);
+    }
 
     let dir = args.out.join(format!(
         "capacity-{}",
@@ -99,7 +107,7 @@ pub async fn run(args: CapacityArgs, quiet: bool) -> Result<Exit> {
             quiet,
             thresholds: Vec::new(),
         };
-        let mut report = match scenarios::execute(spec).await {
+        let mut report = match scenarios::execute_until(spec, &shutdown.token()).await {
             Ok(report) => report,
             Err(error) if error.is_usage() => {
                 failure = Some(exit::usage(error.to_string()));

@@ -15,6 +15,7 @@ use clap::{Args, Subcommand};
 use shop::stack::Stack;
 use tokio_util::sync::CancellationToken;
 
+use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
 
@@ -57,20 +58,27 @@ pub struct SourceArgs {
     pub kafka: Option<String>,
 }
 
-pub async fn run(args: ChaosArgs, quiet: bool) -> Result<Exit> {
+pub async fn run(args: ChaosArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     match args.command {
-        ChaosCommand::Run(args) => run_experiment(args, quiet).await,
+        ChaosCommand::Run(args) => run_experiment(args, quiet, shutdown).await,
     }
 }
 
-async fn run_experiment(args: RunArgs, quiet: bool) -> Result<Exit> {
+async fn run_experiment(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     let experiment = load(&args.experiment)?;
     if args.dry_run {
         return dry_run(&experiment).await;
     }
     let stack = start_stack(&experiment, &args.stack, quiet).await?;
-    let cancel = ctrl_c();
-    let outcome = execute(&experiment, stack.as_ref(), &args.sources, &cancel, quiet).await;
+    let prepared = match prepare(&experiment, stack.as_ref(), &args.sources).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            super::run::stop(stack).await;
+            return Err(error);
+        }
+    };
+    let cancel = shutdown.token();
+    let outcome = execute(&experiment, &prepared, stack.as_ref(), &cancel, quiet).await;
     super::run::stop(stack).await;
     let outcome = outcome?;
     print_outcome(&outcome);
@@ -150,50 +158,34 @@ pub(super) async fn start_stack(
     }
 }
 
-/// A token cancelled by Ctrl-C: the method stops, rollbacks still run.
-pub(super) fn ctrl_c() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("Ctrl-C: stopping the method; rollbacks still run");
-            token.cancel();
-        }
-    });
-    cancel
+/// An experiment checked against its target before anything is sent: the cluster answers and
+/// allows what the actions do, every action binds (safety rules), and the steady state's
+/// sources answer.
+pub(super) struct Prepared {
+    kube: Option<KubeTarget>,
+    hypothesis: Option<SloHypothesis>,
 }
 
-/// Binds the actions to the target, builds the hypothesis and runs the experiment.
-pub(super) async fn execute(
+/// Pre-flight of `experiment`: fails at once — before a drill's load or the first action —
+/// naming what is missing (exit 2 for configuration or permissions, 3 for what does not answer).
+pub(super) async fn prepare(
     experiment: &Experiment,
     stack: Option<&Stack>,
     sources: &SourceArgs,
-    cancel: &CancellationToken,
-    quiet: bool,
-) -> Result<ExperimentOutcome> {
+) -> Result<Prepared> {
     let kube = match &experiment.target {
-        Target::Kube(spec) => Some(KubeTarget::connect(spec, false).await.map_err(classified)?),
+        Target::Kube(spec) => {
+            let target = KubeTarget::connect(spec, false).await.map_err(classified)?;
+            target
+                .preflight(chaos::kube::preflight::POD_ACTIONS)
+                .await
+                .map_err(classified)?;
+            Some(target)
+        }
         Target::Local(_) => None,
     };
-    let bind = |spec: &chaos::ActionSpec| -> Result<Box<dyn chaos::Action + '_>> {
-        match (&kube, stack) {
-            (Some(target), _) => chaos::kube_actions::bind(target, spec).map_err(classified),
-            (None, Some(stack)) => LocalTarget::new(stack).bind(spec).map_err(classified),
-            (None, None) => unreachable!("a local experiment has a stack"),
-        }
-    };
-    let bound = Bound {
-        method: experiment
-            .method
-            .iter()
-            .map(|s| bind(&s.action))
-            .collect::<Result<_>>()?,
-        rollbacks: experiment
-            .rollbacks
-            .iter()
-            .map(|r| bind(&r.action))
-            .collect::<Result<_>>()?,
-    };
+    // Binding applies every safety rule; the bound actions are made again in `execute`.
+    bind_all(experiment, kube.as_ref(), stack)?;
     let hypothesis = match &experiment.steady_state {
         Some(steady) => {
             let config = ::slo::SourcesConfig {
@@ -211,6 +203,7 @@ pub(super) async fn execute(
                 },
                 report: None,
             };
+            super::gate::preflight(&steady.set, &config).await?;
             let built = config
                 .build(&steady.set.source_kinds())
                 .await
@@ -219,6 +212,44 @@ pub(super) async fn execute(
         }
         None => None,
     };
+    Ok(Prepared { kube, hypothesis })
+}
+
+fn bind_all<'a>(
+    experiment: &Experiment,
+    kube: Option<&'a KubeTarget>,
+    stack: Option<&'a Stack>,
+) -> Result<Bound<'a>> {
+    let bind = |spec: &chaos::ActionSpec| -> Result<Box<dyn chaos::Action + 'a>> {
+        match (kube, stack) {
+            (Some(target), _) => chaos::kube_actions::bind(target, spec).map_err(classified),
+            (None, Some(stack)) => LocalTarget::new(stack).bind(spec).map_err(classified),
+            (None, None) => unreachable!("a local experiment has a stack"),
+        }
+    };
+    Ok(Bound {
+        method: experiment
+            .method
+            .iter()
+            .map(|s| bind(&s.action))
+            .collect::<Result<_>>()?,
+        rollbacks: experiment
+            .rollbacks
+            .iter()
+            .map(|r| bind(&r.action))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// Runs a prepared experiment.
+pub(super) async fn execute(
+    experiment: &Experiment,
+    prepared: &Prepared,
+    stack: Option<&Stack>,
+    cancel: &CancellationToken,
+    quiet: bool,
+) -> Result<ExperimentOutcome> {
+    let bound = bind_all(experiment, prepared.kube.as_ref(), stack)?;
     let say = |line: String| {
         if !quiet {
             eprintln!("{line}");
@@ -227,7 +258,8 @@ pub(super) async fn execute(
     Ok(chaos::runner::run(
         experiment,
         bound,
-        hypothesis
+        prepared
+            .hypothesis
             .as_ref()
             .map(|h| h as &dyn chaos::steady::Hypothesis),
         experiment.safety.halt_every,

@@ -13,6 +13,7 @@ use reports::Verdict;
 use scenarios::{Overrides, RunSpec};
 
 use super::chaos::{SourceArgs, exit_of};
+use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
 
@@ -56,7 +57,7 @@ pub struct DrillArgs {
     pub stack: StackArgs,
 }
 
-pub async fn run(args: DrillArgs, quiet: bool) -> Result<Exit> {
+pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     let experiment = super::chaos::load(&args.experiment)?;
     if args.dry_run {
         return super::chaos::dry_run(&experiment).await;
@@ -71,12 +72,20 @@ pub async fn run(args: DrillArgs, quiet: bool) -> Result<Exit> {
             rate: None,
         },
     )?;
+    super::run::validate(&args.scenario, args.target.as_deref())?;
     if matches!(experiment.target, Target::Kube(_)) && args.target.is_none() {
         return Err(exit::usage(
             "a drill with a kube experiment needs --target (the gateway to load)",
         ));
     }
     let stack = super::chaos::start_stack(&experiment, &args.stack, quiet).await?;
+    let prepared = match super::chaos::prepare(&experiment, stack.as_ref(), &args.sources).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            super::run::stop(stack).await;
+            return Err(error);
+        }
+    };
     let target = match (&args.target, &stack) {
         (Some(t), _) => t.clone(),
         (None, Some(s)) => s.gateway_url().to_string(),
@@ -99,14 +108,13 @@ pub async fn run(args: DrillArgs, quiet: bool) -> Result<Exit> {
         quiet,
         thresholds: Vec::new(),
     };
-    let cancel = super::chaos::ctrl_c();
+    // A signal stops both the load and the experiment; a load that ends early on its own (the
+    // target died) stops the experiment too. Rollbacks still run either way.
+    let cancel = shutdown.token().child_token();
     let load = async {
-        let result = scenarios::execute(spec).await;
-        // Goose's own Ctrl-C handler stops the load and may swallow the signal: an interrupted
-        // load stops the experiment too (rollbacks still run).
-        if let Ok(report) = &result
-            && report.partial
-        {
+        let result = scenarios::execute_until(spec, &shutdown.token()).await;
+        // No load (the target does not answer) or load cut short: the experiment stops too.
+        if !matches!(&result, Ok(report) if !report.partial) {
             cancel.cancel();
         }
         result
@@ -116,7 +124,7 @@ pub async fn run(args: DrillArgs, quiet: bool) -> Result<Exit> {
             _ = tokio::time::sleep(args.warmup) => {}
             _ = cancel.cancelled() => {}
         }
-        super::chaos::execute(&experiment, stack.as_ref(), &args.sources, &cancel, quiet).await
+        super::chaos::execute(&experiment, &prepared, stack.as_ref(), &cancel, quiet).await
     };
     let (load, outcome) = tokio::join!(load, experiment_run);
     let outcome = match outcome {

@@ -53,6 +53,30 @@ impl SloGate {
         }))
     }
 
+    /// Where the SLOs are measured: the flags, else the embedded stack's own backends.
+    fn sources(&self, stack: Option<&Stack>) -> ::slo::SourcesConfig {
+        ::slo::SourcesConfig {
+            prometheus: self
+                .args
+                .prometheus_url
+                .clone()
+                .or_else(|| stack?.prometheus_url().map(str::to_string)),
+            kafka: self
+                .args
+                .kafka
+                .clone()
+                .or_else(|| Some(stack?.kafka().bootstrap_servers().to_string())),
+            kube_context: self.args.kube_context.clone(),
+            report: None,
+        }
+    }
+
+    /// Before any load: every source the SLO file needs is configured and answers, and
+    /// Prometheus accepts every query (exit 2 for configuration, 3 for an unreachable source).
+    pub async fn preflight(&self, stack: Option<&Stack>) -> Result<()> {
+        preflight(&self.set, &self.sources(stack)).await
+    }
+
     /// Judges the run's window, prints the verdict table and attaches the verdicts to `report`
     /// (which recomputes its verdict). Returns the exit code the gate itself demands beyond pass
     /// or fail: 3 when a source was unreachable, 2 when an SLO was rejected by its source.
@@ -66,18 +90,8 @@ impl SloGate {
             tokio::time::sleep(LAST_SCRAPE).await;
         }
         let sources = ::slo::SourcesConfig {
-            prometheus: self
-                .args
-                .prometheus_url
-                .clone()
-                .or_else(|| stack?.prometheus_url().map(str::to_string)),
-            kafka: self
-                .args
-                .kafka
-                .clone()
-                .or_else(|| Some(stack?.kafka().bootstrap_servers().to_string())),
-            kube_context: self.args.kube_context.clone(),
             report: Some((Arc::new(report.clone()), "this run".to_string())),
+            ..self.sources(stack)
         };
         let allow_unknown = self.args.allow_unknown;
         match super::slo::judge(&self.set, report, &sources, quiet).await {
@@ -96,4 +110,30 @@ impl SloGate {
             }
         }
     }
+}
+
+/// Runs the SLO file's pre-flight and turns its problems into one classified error: a
+/// configuration problem (exit 2) wins over an unreachable source (exit 3).
+pub async fn preflight(set: &::slo::SloSet, sources: &::slo::SourcesConfig) -> Result<()> {
+    let problems = ::slo::preflight(set, sources).await;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let rejected = problems
+        .iter()
+        .any(|p| p.kind == ::slo::sources::SourceErrorKind::Rejected);
+    let message = problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n  ");
+    Err(exit::Classified {
+        exit: if rejected {
+            Exit::Usage
+        } else {
+            Exit::Unreachable
+        },
+        message: format!("pre-flight failed, nothing was sent:\n  {message}"),
+    }
+    .into())
 }

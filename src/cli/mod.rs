@@ -9,6 +9,7 @@ mod gate;
 mod report;
 mod run;
 mod serve;
+mod shutdown;
 mod slo;
 mod up;
 
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use exit::Exit;
+use shutdown::Shutdown;
 
 /// Load testing, chaos drills and SLO gates for e-commerce microservice platforms.
 #[derive(Parser, Debug)]
@@ -72,15 +74,18 @@ pub fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
+        // Commands that load, break or run things own the process's signals (see `shutdown`);
+        // `serve` keeps the service's own graceful shutdown, and quick commands the default.
+        let shutdown = || Shutdown::install();
         match cli.command {
-            Command::Run(args) => run::run(args, cli.quiet).await,
-            Command::Capacity(args) => capacity::run(args, cli.quiet).await,
-            Command::Up(args) => up::run(args, cli.quiet).await,
+            Command::Run(args) => run::run(args, cli.quiet, &shutdown()?).await,
+            Command::Capacity(args) => capacity::run(args, cli.quiet, &shutdown()?).await,
+            Command::Up(args) => up::run(args, cli.quiet, &shutdown()?).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Slo(args) => slo::run(args, cli.quiet).await,
             Command::Report(args) => report::run(args),
-            Command::Chaos(args) => chaos::run(args, cli.quiet).await,
-            Command::Drill(args) => drill::run(args, cli.quiet).await,
+            Command::Chaos(args) => chaos::run(args, cli.quiet, &shutdown()?).await,
+            Command::Drill(args) => drill::run(args, cli.quiet, &shutdown()?).await,
         }
     });
     match outcome {

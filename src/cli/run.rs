@@ -15,6 +15,7 @@ use scenarios::{Overrides, Profile, RunSpec};
 use shop::stack::Stack;
 
 use super::gate::{SloArgs, SloGate};
+use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
 
@@ -64,14 +65,21 @@ pub struct RunArgs {
     pub stack: StackArgs,
 }
 
-pub async fn run(args: RunArgs, quiet: bool) -> Result<Exit> {
+pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     let profile = profile(&args)?;
     let gate = SloGate::load(&args.slo)?;
+    validate(&args.scenario, args.target.as_deref())?;
 
     let (stack, target) = args
         .stack
         .target_or_start(args.target.as_deref(), quiet)
         .await?;
+    if let Some(gate) = &gate
+        && let Err(error) = gate.preflight(stack.as_ref()).await
+    {
+        stop(stack).await;
+        return Err(error);
+    }
     if !quiet {
         eprintln!(
             "running {} against {target} with profile {} ({}s planned)",
@@ -88,13 +96,14 @@ pub async fn run(args: RunArgs, quiet: bool) -> Result<Exit> {
         quiet,
         thresholds: Vec::new(),
     };
-    let (mut report, failure) = match report_of(scenarios::execute(spec).await) {
-        Ok(split) => split,
-        Err(error) => {
-            stop(stack).await;
-            return Err(error.into());
-        }
-    };
+    let (mut report, failure) =
+        match report_of(scenarios::execute_until(spec, &shutdown.token()).await) {
+            Ok(split) => split,
+            Err(error) => {
+                stop(stack).await;
+                return Err(error.into());
+            }
+        };
 
     let slo_exit = match &gate {
         Some(gate) => gate.judge(&mut report, stack.as_ref(), quiet).await,
@@ -112,6 +121,12 @@ pub async fn run(args: RunArgs, quiet: bool) -> Result<Exit> {
         Verdict::Pass => Exit::Pass,
         Verdict::Fail => Exit::Failed,
     }))
+}
+
+/// Refuses an unknown scenario or a malformed target before anything starts (exit 2).
+pub(super) fn validate(scenario: &str, target: Option<&str>) -> Result<()> {
+    scenarios::validate(scenario, target).map_err(|e| exit::usage(e.to_string()))?;
+    Ok(())
 }
 
 /// The profile asked for, scaled and overridden; any problem is a usage error naming the file,
@@ -188,6 +203,7 @@ pub(super) async fn stop(stack: Option<Stack>) {
 pub(super) fn write(dir: &Path, report: &Report, quiet: bool) -> Result<()> {
     reports::write_all(dir, report)
         .with_context(|| format!("writing the report to {}", dir.display()))?;
+    reports::mark_latest(dir)?;
     let totals = &report.totals;
     if !quiet {
         eprintln!(

@@ -8,6 +8,7 @@ use clap::Args;
 use shop::stack::{PrometheusMode, Stack, StackOptions};
 
 use super::Exit;
+use super::shutdown::Shutdown;
 
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
@@ -59,6 +60,7 @@ impl StackArgs {
             eprintln!("starting the embedded stack (mock Kafka, 14 services)...");
         }
         let stack = Stack::start(self.options(None)?).await?;
+        write_endpoints(&stack)?;
         let url = stack.gateway_url().to_string();
         Ok((Some(stack), url))
     }
@@ -70,7 +72,7 @@ pub struct UpArgs {
     pub stack: StackArgs,
 }
 
-pub async fn run(args: UpArgs, quiet: bool) -> Result<Exit> {
+pub async fn run(args: UpArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     if !quiet {
         eprintln!(
             "starting the embedded stack (mock Kafka, 14 services{})...",
@@ -82,14 +84,42 @@ pub async fn run(args: UpArgs, quiet: bool) -> Result<Exit> {
         );
     }
     let stack = Stack::start(args.stack.options(Some(8080))?).await?;
+    write_endpoints(&stack)?;
     println!("{}", endpoint_table(&stack));
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    shutdown.token().cancelled().await;
     eprintln!("stopping...");
     stack.stop().await;
     Ok(Exit::Pass)
+}
+
+/// The file in a stack's data dir that says where everything listens, for scripts (and tests)
+/// that drive a stack started by `up`, `run` or `drill --data-dir DIR`.
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+/// Writes [`ENDPOINTS_FILE`] into the stack's data dir.
+fn write_endpoints(stack: &Stack) -> Result<()> {
+    let services: Vec<_> = stack
+        .endpoints()
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "name": e.name,
+                "url": e.url,
+                "admin_url": e.admin_url,
+                "log": e.log,
+            })
+        })
+        .collect();
+    let document = serde_json::json!({
+        "gateway": stack.gateway_url(),
+        "prometheus": stack.prometheus_url(),
+        "kafka": stack.kafka().bootstrap_servers(),
+        "services": services,
+    });
+    let path = stack.data_dir().join(ENDPOINTS_FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(&document)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The endpoints of a running stack, as a plain-text table.

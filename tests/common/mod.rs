@@ -110,3 +110,60 @@ fn uuid_like() -> String {
         .as_nanos();
     format!("{nanos:x}{}", N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// A stand-in target on 127.0.0.1 that answers every request `200 {"status":"ok"}` and counts
+/// what it received, so a test can prove that nothing (or how much) was sent. It runs on its own
+/// thread and runtime, so blocking tests can use it too; it stops when dropped.
+pub struct RecordingServer {
+    pub url: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RecordingServer {
+    pub fn start() -> RecordingServer {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let requests = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let app = axum::Router::new().fallback(move || {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    async { axum::Json(json!({"status": "ok"})) }
+                });
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        RecordingServer {
+            url,
+            requests,
+            stop: Some(stop),
+        }
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for RecordingServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

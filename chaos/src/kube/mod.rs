@@ -10,6 +10,7 @@
 mod actions;
 pub mod describe;
 pub mod pods;
+pub mod preflight;
 pub mod recovery;
 pub mod requests;
 pub mod safety;

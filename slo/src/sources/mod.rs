@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod kafka;
 mod kube;
+mod preflight;
 mod prometheus;
 mod promql;
 mod sampling;
@@ -27,6 +28,7 @@ pub use client::ClientSource;
 pub use config::SourcesConfig;
 pub use kafka::KafkaSource;
 pub use kube::KubeSource;
+pub use preflight::preflight;
 pub use prometheus::PrometheusSource;
 
 /// The kinds of source an SLO file can name.
