@@ -43,7 +43,10 @@ fn run(program: &str, args: &[&str], dir: &Path) -> Output {
 /// when kubectl is not installed.
 fn render(dir: &str) -> Option<Vec<Value>> {
     if !tool_available("kubectl", &["version", "--client"]) {
-        eprintln!("skipping: kubectl is not installed, deploy/{dir} not rendered");
+        slo::testing::missing_tool(
+            "kubectl",
+            &format!("needed to render deploy/{dir}; scripts/setup.sh installs it"),
+        );
         return None;
     }
     let out = run("kubectl", &["kustomize", dir], &deploy_dir());
@@ -927,7 +930,7 @@ fn observability_configmaps_hold_the_rules_and_the_dashboard() {
 #[test]
 fn promtool_accepts_config_and_rules() {
     if !tool_available("promtool", &["--version"]) {
-        eprintln!("skipping: promtool is not installed");
+        slo::testing::missing_tool("promtool", "scripts/setup.sh installs it");
         return;
     }
     let dir = deploy_dir().join("observability");

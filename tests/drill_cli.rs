@@ -113,7 +113,7 @@ fn two_of_three_brokers_down_then_consumers_catch_up_and_no_event_is_lost() {
 #[test]
 fn a_latency_fault_breaking_p95_halts_the_method_and_fails_the_drill() {
     if !prometheus_on_path() {
-        eprintln!("skipped: no `prometheus` on PATH (scripts/setup.sh installs it)");
+        slo::testing::missing_tool("prometheus", "scripts/setup.sh installs it");
         return;
     }
     let (code, stdout, report) = drill("local-latency-fault.yaml", &[]);

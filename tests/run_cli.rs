@@ -192,8 +192,9 @@ fn a_run_on_the_embedded_stack_is_gated_on_its_prometheus_p95() {
             "latency: {quantile: 0.95, selector: 'service=\"api-gateway\", route!~\"/health|/ready|/metrics\"'}",
         )
     } else {
-        eprintln!(
-            "prometheus is not installed: gating on the client p95 only (run scripts/setup.sh)"
+        slo::testing::missing_tool(
+            "prometheus",
+            "gating on the client p95 only; scripts/setup.sh installs it",
         );
         ("client", "client: {measure: latency, quantile: 0.95}")
     };

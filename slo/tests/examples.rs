@@ -145,13 +145,16 @@ sys.exit(1 if bad else 0)
     {
         Ok(output) => output,
         Err(_) => {
-            eprintln!("SKIP: python3 is not installed; schema validation of examples skipped");
+            slo::testing::missing_tool("python3", "schema validation of the examples");
             return;
         }
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     if stdout.trim() == "SKIP" {
-        eprintln!("SKIP: python3 has no jsonschema/yaml module; schema validation skipped");
+        slo::testing::missing_tool(
+            "python3's jsonschema and yaml modules",
+            "scripts/setup.sh installs them (pip install jsonschema pyyaml)",
+        );
         return;
     }
     assert!(

@@ -34,8 +34,9 @@ impl TestPrometheus {
     pub fn start(openmetrics: &str) -> Option<TestPrometheus> {
         let (Some(prometheus), Some(promtool)) = (on_path("prometheus"), on_path("promtool"))
         else {
-            eprintln!(
-                "SKIP: `prometheus` and `promtool` are not on PATH (apt-get install prometheus)"
+            super::missing_tool(
+                "prometheus and promtool",
+                "scripts/setup.sh installs them (apt-get install prometheus)",
             );
             return None;
         };
