@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// One drill at a time: each starts a whole stack.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const EXPERIMENT: &str = r#"
 apiVersion: shakedown/v1
@@ -59,7 +59,7 @@ struct Outcome {
 }
 
 async fn drill_interrupted(interrupt: Interrupt) -> Outcome {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let experiment = dir.path().join("experiment.yaml");
     std::fs::write(&experiment, EXPERIMENT).unwrap();
