@@ -42,7 +42,7 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 /// The exit code for an error that ended a command: the innermost classification wins; anything
-/// unclassified means the environment failed us (a port in use, a child that would not start).
+/// unclassified means the environment failed us (a child that would not start, Kafka down).
 pub fn classify(error: &anyhow::Error) -> Exit {
     error
         .chain()

@@ -1,5 +1,7 @@
 //! `shakedown serve SERVICE`: one reference service in the foreground, configured from the
-//! environment (what a container runs, and what the embedded stack starts for each child).
+//! environment (what a container runs, and what the embedded stack starts for each child). It
+//! binds `LISTEN_ADDR` and `ADMIN_ADDR`, unless `LISTEN_FD` / `ADMIN_FD` name listening sockets
+//! inherited from the parent (the embedded stack binds its ports itself and passes them down).
 
 use anyhow::Result;
 use clap::Args;

@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use shop::stack::{PrometheusMode, Stack, StackOptions};
 
-use super::Exit;
 use super::shutdown::Shutdown;
+use super::{Exit, exit::usage};
 
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
@@ -46,6 +46,30 @@ impl StackArgs {
         Ok(options)
     }
 
+    /// Starts the embedded stack with the gateway on `gateway_port` unless `--gateway-port`.
+    ///
+    /// A gateway port that is taken is a configuration problem (exit 2), reported at once with
+    /// its holder: the user asked for that port (or `up`'s default, 8080) and can pick another.
+    /// Every other port of the stack is chosen by the kernel, so it cannot be taken.
+    /// The stack's endpoints are written to [`ENDPOINTS_FILE`] in its data dir.
+    pub async fn start(&self, gateway_port: Option<u16>) -> Result<Stack> {
+        let stack = Stack::start(self.options(gateway_port)?)
+            .await
+            .map_err(
+                |e| match e.downcast_ref::<shop::platform::sockets::PortInUse>() {
+                    Some(_) => usage(format!(
+                        "{e:#}; stop it or choose another port with --gateway-port"
+                    )),
+                    None => e,
+                },
+            )?;
+        if let Err(error) = write_endpoints(&stack) {
+            stack.stop().await;
+            return Err(error);
+        }
+        Ok(stack)
+    }
+
     /// The gateway to load: `target` when given, else a freshly started embedded stack's (on a free
     /// port unless `--gateway-port`), which the caller stops when done.
     pub async fn target_or_start(
@@ -59,8 +83,7 @@ impl StackArgs {
         if !quiet {
             eprintln!("starting the embedded stack (mock Kafka, 14 services)...");
         }
-        let stack = Stack::start(self.options(None)?).await?;
-        write_endpoints(&stack)?;
+        let stack = self.start(None).await?;
         let url = stack.gateway_url().to_string();
         Ok((Some(stack), url))
     }
@@ -83,8 +106,7 @@ pub async fn run(args: UpArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit>
             }
         );
     }
-    let stack = Stack::start(args.stack.options(Some(8080))?).await?;
-    write_endpoints(&stack)?;
+    let stack = args.stack.start(Some(8080)).await?;
     println!("{}", endpoint_table(&stack));
     println!("Press Ctrl-C to stop.");
     shutdown.token().cancelled().await;

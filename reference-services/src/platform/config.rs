@@ -4,8 +4,12 @@
 //! One listener per service carries both its HTTP routes and its gRPC services (HTTP/1.1 and h2c
 //! on the same port), so a pod exposes one port; the fault-injection admin API listens on a
 //! separate address that defaults to loopback, so it is never public by accident.
+//!
+//! Either listener can instead be a socket inherited from the parent process (`LISTEN_FD`,
+//! `ADMIN_FD`): the embedded stack binds every port itself so that no other process can take a
+//! port between choosing it and the service binding it (see [`super::sockets`]).
 
-use std::{net::SocketAddr, path::PathBuf, str::FromStr};
+use std::{net::SocketAddr, os::fd::RawFd, path::PathBuf, str::FromStr};
 
 use anyhow::{Context, Result, bail};
 
@@ -18,6 +22,10 @@ pub struct ServiceConfig {
     pub listen: SocketAddr,
     /// Address of the admin listener (fault injection); loopback by default.
     pub admin_listen: SocketAddr,
+    /// An inherited listening socket to serve instead of binding `listen` (`LISTEN_FD`).
+    pub listen_fd: Option<RawFd>,
+    /// An inherited listening socket to serve instead of binding `admin_listen` (`ADMIN_FD`).
+    pub admin_fd: Option<RawFd>,
     /// Directory for SQLite files when `DATABASE_URL` is not set.
     pub data_dir: PathBuf,
     /// `postgres://...` or `sqlite://...`; `None` means a SQLite file in `data_dir`.
@@ -37,6 +45,8 @@ impl ServiceConfig {
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port))),
             admin_listen: parse_env("ADMIN_ADDR")?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901))),
+            listen_fd: parse_env("LISTEN_FD")?,
+            admin_fd: parse_env("ADMIN_FD")?,
             data_dir: std::env::var_os("DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("data")),
@@ -52,6 +62,8 @@ impl ServiceConfig {
             name: name.to_string(),
             listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            listen_fd: None,
+            admin_fd: None,
             data_dir: data_dir.to_path_buf(),
             database_url: None,
             kafka_bootstrap: None,
@@ -72,6 +84,10 @@ impl ServiceConfig {
 }
 
 /// A loopback port that was free a moment ago (the OS picks it; the caller binds it next).
+///
+/// Racy by nature: anything on the machine may take the port before the caller binds it. Fine for
+/// in-process test helpers and for servers that cannot be handed a socket; the embedded stack
+/// binds its listeners itself instead (see [`super::sockets`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())

@@ -25,6 +25,7 @@ use super::{
     metrics::{self, GrpcLabels, HttpLabels, KindLabels, Metrics},
     readiness::Readiness,
     shutdown::Shutdown,
+    sockets,
     trace::{self, TraceParent},
 };
 
@@ -61,7 +62,8 @@ impl Runtime {
     }
 
     /// Serves `app` until shutdown, then waits for background tasks. Returns the bound addresses
-    /// through `on_bound` (useful with port 0) before serving.
+    /// through `on_bound` (useful with port 0) before serving. Both listeners are inherited
+    /// sockets when the configuration names them (the embedded stack), else bound here.
     pub async fn serve(self, app: Router) -> Result<()> {
         self.serve_with(app, |_, _| {}).await
     }
@@ -71,12 +73,14 @@ impl Runtime {
         app: Router,
         on_bound: impl FnOnce(SocketAddr, SocketAddr),
     ) -> Result<()> {
-        let listener = tokio::net::TcpListener::bind(self.config.listen)
-            .await
-            .with_context(|| format!("binding LISTEN_ADDR {}", self.config.listen))?;
-        let admin_listener = tokio::net::TcpListener::bind(self.config.admin_listen)
-            .await
-            .with_context(|| format!("binding ADMIN_ADDR {}", self.config.admin_listen))?;
+        let config = &self.config;
+        let listener = sockets::open(config.listen_fd, "LISTEN_FD", config.listen, "LISTEN_ADDR")?;
+        let admin_listener = sockets::open(
+            config.admin_fd,
+            "ADMIN_FD",
+            config.admin_listen,
+            "ADMIN_ADDR",
+        )?;
         let (addr, admin_addr) = (listener.local_addr()?, admin_listener.local_addr()?);
         tracing::info!(service = %self.config.name, %addr, %admin_addr, "listening");
         on_bound(addr, admin_addr);

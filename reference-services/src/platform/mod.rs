@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod readiness;
 pub mod shutdown;
+pub mod sockets;
 pub mod storage;
 pub mod telemetry;
 pub mod trace;

@@ -6,13 +6,22 @@
 //!
 //! It is what `shakedown up` shows and what `shakedown run` tests when no `--target` is given;
 //! local chaos acts on it through [`Stack::kill`] and [`Stack::kafka`].
+//!
+//! The stack binds every service's listeners itself (port 0, or the gateway port asked for) and
+//! the children inherit them (`LISTEN_FD`, `ADMIN_FD`): a port is never chosen by one process and
+//! bound by another, so stacks started in parallel, or next to anything else binding ports, cannot
+//! lose a port in between; and a port asked for that is taken fails the start at once, naming its
+//! holder, before anything is started.
 
 pub mod kafka;
 pub mod prometheus;
 pub mod supervisor;
 
 use std::{
+    net::SocketAddr,
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -20,7 +29,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
 use crate::{
-    platform::{config::free_port, jwt::random_secret},
+    platform::{jwt::random_secret, sockets},
     services::{self, ServiceSpec},
 };
 use kafka::MockKafka;
@@ -46,7 +55,8 @@ pub struct StackOptions {
     pub data_dir: Option<PathBuf>,
     pub prometheus: PrometheusMode,
     pub brokers: i32,
-    /// Gateway port; `None` picks a free one.
+    /// Gateway port on 127.0.0.1; `None` lets the kernel pick one. A taken port fails the start
+    /// with a [`sockets::PortInUse`] error.
     pub gateway_port: Option<u16>,
     pub ready_timeout: Duration,
     /// Extra environment for every service (e.g. `FAULT_LATENCY_MS`, `RUST_LOG`).
@@ -77,6 +87,40 @@ pub struct Endpoint {
     pub log: PathBuf,
 }
 
+/// The listeners of one service, bound by the stack and inherited by every incarnation of it.
+struct Listeners {
+    spec: ServiceSpec,
+    main: Arc<std::net::TcpListener>,
+    admin: Arc<std::net::TcpListener>,
+    addr: SocketAddr,
+    admin_addr: SocketAddr,
+}
+
+impl Listeners {
+    fn bind(spec: ServiceSpec, gateway_port: Option<u16>) -> Result<Self> {
+        let port = match (spec.name, gateway_port) {
+            ("api-gateway", Some(port)) => port,
+            _ => 0,
+        };
+        let main =
+            sockets::bind(SocketAddr::from(([127, 0, 0, 1], port))).with_context(
+                || match port {
+                    0 => format!("binding a loopback port for {}", spec.name),
+                    _ => "the gateway port".to_string(),
+                },
+            )?;
+        let admin = sockets::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .with_context(|| format!("binding a loopback admin port for {}", spec.name))?;
+        Ok(Self {
+            spec,
+            addr: main.local_addr()?,
+            admin_addr: admin.local_addr()?,
+            main: Arc::new(main),
+            admin: Arc::new(admin),
+        })
+    }
+}
+
 /// A running embedded stack.
 pub struct Stack {
     supervisor: Supervisor,
@@ -102,23 +146,12 @@ impl Stack {
         };
         let logs = data_dir.join("logs");
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-        let kafka = MockKafka::start(options.brokers)?;
-
-        let endpoints: Vec<(ServiceSpec, u16, u16)> = services::ALL
+        // First, before anything runs: a taken gateway port is reported at once.
+        let endpoints = services::ALL
             .iter()
-            .map(|spec| {
-                let port = match (spec.name, options.gateway_port) {
-                    ("api-gateway", Some(port)) => port,
-                    _ => free_port(),
-                };
-                (*spec, port, free_port())
-            })
-            .collect();
-        if let Some(port) = options.gateway_port {
-            std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
-                format!("gateway port {port} is in use: stop what uses it or pick another port")
-            })?;
-        }
+            .map(|spec| Listeners::bind(*spec, options.gateway_port))
+            .collect::<Result<Vec<_>>>()?;
+        let kafka = MockKafka::start(options.brokers)?;
 
         let secret = String::from_utf8(random_secret()).expect("hex is UTF-8");
         let mut shared_env: Vec<(String, String)> = vec![
@@ -129,20 +162,27 @@ impl Stack {
             ("JWT_SECRET".into(), secret),
             ("DATA_DIR".into(), data_dir.join("db").display().to_string()),
         ];
-        for (spec, port, _) in &endpoints {
-            let var = format!("{}_URL", spec.name.to_uppercase().replace('-', "_"));
-            shared_env.push((var, format!("http://127.0.0.1:{port}")));
+        for service in &endpoints {
+            let var = format!("{}_URL", service.spec.name.to_uppercase().replace('-', "_"));
+            shared_env.push((var, format!("http://{}", service.addr)));
         }
         shared_env.extend(options.env.iter().cloned());
 
         let mut supervisor = Supervisor::new();
         let mut table = Vec::new();
-        for (spec, port, admin_port) in &endpoints {
-            let url = format!("http://127.0.0.1:{port}");
+        for service in &endpoints {
+            let spec = service.spec;
+            let url = format!("http://{}", service.addr);
             let log = logs.join(format!("{}.log", spec.name));
             let mut env = shared_env.clone();
-            env.push(("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")));
-            env.push(("ADMIN_ADDR".into(), format!("127.0.0.1:{admin_port}")));
+            // The descriptor numbers are the parent's own: the child inherits them unchanged.
+            // The addresses are informational (logs, `ps e`): the inherited sockets win.
+            env.extend([
+                ("LISTEN_FD".into(), service.main.as_raw_fd().to_string()),
+                ("ADMIN_FD".into(), service.admin.as_raw_fd().to_string()),
+                ("LISTEN_ADDR".into(), service.addr.to_string()),
+                ("ADMIN_ADDR".into(), service.admin_addr.to_string()),
+            ]);
             supervisor.add(
                 ChildSpec {
                     name: spec.name.to_string(),
@@ -151,48 +191,49 @@ impl Stack {
                     env,
                     log: log.clone(),
                     ready_url: Some(format!("{url}/ready")),
+                    inherit: vec![service.main.clone(), service.admin.clone()],
+                    announce: None,
                 },
                 spec.depends_on,
             )?;
             table.push(Endpoint {
                 name: spec.name.to_string(),
                 url,
-                admin_url: format!("http://127.0.0.1:{admin_port}"),
+                admin_url: format!("http://{}", service.admin_addr),
                 log,
             });
         }
 
-        let prometheus_url = match Self::prometheus_binary(&options.prometheus)? {
+        let with_prometheus = match Self::prometheus_binary(&options.prometheus)? {
             Some(binary) => {
                 let dir = data_dir.join("prometheus");
                 std::fs::create_dir_all(&dir)?;
                 let targets: Vec<_> = endpoints
                     .iter()
-                    .map(|(s, port, _)| (s.name.to_string(), format!("127.0.0.1:{port}")))
+                    .map(|s| (s.spec.name.to_string(), s.addr.to_string()))
                     .collect();
                 let config = prometheus::write_config(&dir, &targets)?;
-                let listen = format!("127.0.0.1:{}", free_port());
                 supervisor.add(
                     ChildSpec {
                         name: "prometheus".into(),
                         program: binary,
-                        args: prometheus::args(&config, &dir.join("data"), &listen),
-                        env: Vec::new(),
+                        args: prometheus::args(&config, &dir.join("data"), prometheus::LISTEN),
                         log: logs.join("prometheus.log"),
-                        ready_url: Some(prometheus::ready_url(&listen)),
+                        announce: Some(prometheus::announce()),
+                        ..ChildSpec::default()
                     },
                     &[],
                 )?;
-                Some(format!("http://{listen}"))
+                true
             }
-            None => None,
+            None => false,
         };
 
         let mut stack = Self {
             supervisor,
             kafka,
             endpoints: table,
-            prometheus_url,
+            prometheus_url: None,
             data_dir,
             _temp: temp,
         };
@@ -200,6 +241,11 @@ impl Stack {
             let hints = stack.log_tails(12);
             stack.supervisor.stop().await;
             bail!("the embedded stack did not start: {e:#}\n{hints}");
+        }
+        // Known once Prometheus is ready: it announced the port the kernel gave it.
+        if with_prometheus {
+            let addr = stack.supervisor.address("prometheus")?;
+            stack.prometheus_url = addr.map(|a| format!("http://{a}"));
         }
         Ok(stack)
     }
@@ -216,14 +262,21 @@ impl Stack {
     /// The last lines of the logs of services that are not ready, to explain a failed start.
     fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();
-        for e in self
+        let prometheus = self.supervisor.pid("prometheus").is_ok().then(|| {
+            (
+                "prometheus",
+                self.data_dir.join("logs").join("prometheus.log"),
+            )
+        });
+        let logs = self
             .endpoints
             .iter()
-            .filter(|e| !self.supervisor.is_ready(&e.name))
-        {
-            let text = std::fs::read_to_string(&e.log).unwrap_or_default();
+            .map(|e| (e.name.as_str(), e.log.clone()))
+            .chain(prometheus);
+        for (name, log) in logs.filter(|(name, _)| !self.supervisor.is_ready(name)) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<_> = text.lines().rev().take(lines).collect();
-            out.push_str(&format!("--- {} ({}):\n", e.name, e.log.display()));
+            out.push_str(&format!("--- {name} ({}):\n", log.display()));
             for line in tail.into_iter().rev() {
                 out.push_str(line);
                 out.push('\n');

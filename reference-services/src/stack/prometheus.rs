@@ -1,6 +1,12 @@
 //! A Prometheus server for the embedded stack, when a `prometheus` binary is available: its own
 //! config (every service's `/metrics`, scraped every second so short runs still have series) and
-//! data dir, on a free loopback port. It runs as a supervised child like the services.
+//! data dir. It runs as a supervised child like the services.
+//!
+//! Prometheus cannot be handed a listening socket, so it binds `127.0.0.1:0` itself and the
+//! supervisor reads the port it got from its log ([`announce`]) — no port is probed beforehand,
+//! so nothing can take it between choosing and binding. A restart re-binds that same port, to
+//! keep the URL the stack reported: only then is there a short window in which another process
+//! could take it (the restart would fail and be retried with back-off, visible in its log).
 
 use std::{
     path::{Path, PathBuf},
@@ -8,6 +14,11 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+
+use super::supervisor::Announce;
+
+/// Where the embedded Prometheus listens: the kernel picks the port.
+pub const LISTEN: &str = "127.0.0.1:0";
 
 /// How often the embedded Prometheus scrapes.
 pub const SCRAPE_INTERVAL: &str = "1s";
@@ -45,6 +56,16 @@ pub fn args(config: &Path, data: &Path, listen: &str) -> Vec<String> {
         format!("--web.listen-address={listen}"),
         "--web.enable-lifecycle".to_string(),
     ]
+}
+
+/// How the supervisor learns the port: Prometheus 2.x logs
+/// `msg="Listening on" address=127.0.0.1:NNNNN` once its web listener is bound.
+pub fn announce() -> Announce {
+    Announce {
+        marker: r#"msg="Listening on" address="#.into(),
+        ready_path: "/-/ready".into(),
+        pin_arg: Some("--web.listen-address=".into()),
+    }
 }
 
 /// The readiness URL of a server listening on `listen`.

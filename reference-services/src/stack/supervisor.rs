@@ -5,9 +5,16 @@
 //!
 //! Every start, readiness change, exit and restart is broadcast as an [`Event`], which is what a
 //! chaos journal needs to measure recovery time.
+//!
+//! A child can inherit listening sockets that the supervisor holds for as long as it supervises
+//! the child: every incarnation serves the same socket, so a restart keeps the port and no other
+//! process can take it in between. A child that binds a port of its own (Prometheus) can announce
+//! it in its log instead.
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
+    os::fd::{AsRawFd, RawFd},
     path::PathBuf,
     process::Stdio,
     sync::{Arc, Mutex},
@@ -31,7 +38,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// What to run for one service.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ChildSpec {
     pub name: String,
     pub program: PathBuf,
@@ -39,8 +46,28 @@ pub struct ChildSpec {
     pub env: Vec<(String, String)>,
     /// stdout and stderr are appended here (restarts keep earlier output).
     pub log: PathBuf,
-    /// Polled until it answers 200; `None` means ready as soon as started.
+    /// Polled until it answers 200; `None` means ready as soon as started (or, with
+    /// `announce`, once the announced address answers).
     pub ready_url: Option<String>,
+    /// Listening sockets the child inherits under their own descriptor numbers (which `env`
+    /// should tell it). Held open here across restarts: while a killed child is down, the kernel
+    /// queues new connections in the socket's backlog, and the next incarnation accepts them;
+    /// requests that were in flight in the killed process still fail, as they would with a pod.
+    pub inherit: Vec<Arc<std::net::TcpListener>>,
+    /// For a child that picks its own port and logs it.
+    pub announce: Option<Announce>,
+}
+
+/// How a child that binds a port of its own choosing (port 0) says where it listens.
+#[derive(Clone, Debug)]
+pub struct Announce {
+    /// The text right before `host:port` in the child's log, e.g. `msg="Listening on" address=`.
+    pub marker: String,
+    /// Readiness path on the announced address, e.g. `/-/ready`.
+    pub ready_path: String,
+    /// The argument, by prefix (e.g. `--web.listen-address=`), that restarts get with the first
+    /// announced address, so that the child keeps its port and its URL across restarts.
+    pub pin_arg: Option<String>,
 }
 
 /// Something that happened to a child.
@@ -69,6 +96,8 @@ pub struct Event {
 
 struct ChildState {
     pid: Mutex<Option<u32>>,
+    /// What the child announced (see [`Announce`]).
+    address: Mutex<Option<SocketAddr>>,
     ready: watch::Sender<bool>,
     restarts: std::sync::atomic::AtomicU32,
 }
@@ -122,6 +151,7 @@ impl Supervisor {
             .collect::<Result<Vec<_>>>()?;
         let state = Arc::new(ChildState {
             pid: Mutex::new(None),
+            address: Mutex::new(None),
             ready: watch::channel(false).0,
             restarts: 0.into(),
         });
@@ -184,6 +214,11 @@ impl Supervisor {
         Ok(*self.state(service)?.pid.lock().expect("pid lock"))
     }
 
+    /// The address `service` announced in its log (see [`Announce`]), once it has.
+    pub fn address(&self, service: &str) -> Result<Option<SocketAddr>> {
+        Ok(*self.state(service)?.address.lock().expect("address lock"))
+    }
+
     /// How many times `service` was restarted.
     pub fn restarts(&self, service: &str) -> Result<u32> {
         Ok(self
@@ -244,7 +279,7 @@ impl Monitor {
         loop {
             let started = Instant::now();
             match self.spawn() {
-                Ok(child) => self.watch(child).await,
+                Ok((child, log_offset)) => self.watch(child, log_offset).await,
                 Err(e) => {
                     tracing::error!(service = %self.spec.name, error = %format!("{e:#}"), "start failed")
                 }
@@ -273,15 +308,17 @@ impl Monitor {
         }
     }
 
-    fn spawn(&self) -> Result<Child> {
+    /// Starts one incarnation; also returns where its output starts in the log.
+    fn spawn(&self) -> Result<(Child, u64)> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.spec.log)
             .with_context(|| format!("opening log {}", self.spec.log.display()))?;
+        let log_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut command = Command::new(&self.spec.program);
         command
-            .args(&self.spec.args)
+            .args(self.args())
             .envs(self.spec.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -296,6 +333,15 @@ impl Monitor {
                     .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
             });
         }
+        if !self.spec.inherit.is_empty() {
+            let fds: Vec<RawFd> = self.spec.inherit.iter().map(|l| l.as_raw_fd()).collect();
+            // SAFETY: runs in the forked child only, where it clears close-on-exec on exactly
+            // these descriptors (the parent's keep it, so concurrent spawns inherit nothing);
+            // fcntl is async-signal-safe and nothing allocates.
+            unsafe {
+                command.pre_exec(move || crate::platform::sockets::inherit_in_child(&fds));
+            }
+        }
         let child = command.spawn().with_context(|| {
             format!(
                 "starting {} ({})",
@@ -306,13 +352,31 @@ impl Monitor {
         let pid = child.id().unwrap_or_default();
         *self.state.pid.lock().expect("pid lock") = Some(pid);
         self.emit(EventKind::Started { pid });
-        Ok(child)
+        Ok((child, log_offset))
+    }
+
+    /// The arguments, with the announced address pinned once there is one.
+    fn args(&self) -> Vec<String> {
+        let pinned = *self.state.address.lock().expect("address lock");
+        let prefix = self.spec.announce.as_ref().and_then(|a| a.pin_arg.as_ref());
+        match (prefix, pinned) {
+            (Some(prefix), Some(addr)) => self
+                .spec
+                .args
+                .iter()
+                .map(|a| match a.starts_with(prefix.as_str()) {
+                    true => format!("{prefix}{addr}"),
+                    false => a.clone(),
+                })
+                .collect(),
+            _ => self.spec.args.clone(),
+        }
     }
 
     /// Follows one incarnation of the child until it exits (or until stop).
-    async fn watch(&self, mut child: Child) {
+    async fn watch(&self, mut child: Child, log_offset: u64) {
         let incarnation = CancellationToken::new();
-        let poller = self.poll_ready(incarnation.clone());
+        let poller = self.poll_ready(incarnation.clone(), log_offset);
         let status = tokio::select! {
             status = child.wait() => status,
             _ = self.stopping.cancelled() => {
@@ -344,13 +408,33 @@ impl Monitor {
         self.emit(EventKind::Exited { code, signal });
     }
 
-    fn poll_ready(&self, incarnation: CancellationToken) -> tokio::task::JoinHandle<()> {
+    fn poll_ready(
+        &self,
+        incarnation: CancellationToken,
+        log_offset: u64,
+    ) -> tokio::task::JoinHandle<()> {
         let http = self.http.clone();
-        let url = self.spec.ready_url.clone();
+        let mut url = self.spec.ready_url.clone();
         let ready = self.state.ready.clone();
         let events = self.events.clone();
         let service = self.spec.name.clone();
+        let announce = self.spec.announce.clone();
+        let state = self.state.clone();
+        let log = self.spec.log.clone();
         tokio::spawn(async move {
+            if let Some(announce) = announce {
+                let addr = loop {
+                    if let Some(addr) = announced(&log, log_offset, &announce.marker) {
+                        break addr;
+                    }
+                    tokio::select! {
+                        _ = incarnation.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                };
+                *state.address.lock().expect("address lock") = Some(addr);
+                url = Some(format!("http://{addr}{}", announce.ready_path));
+            }
             // Poll fast until ready; then slowly, only to notice the service going unready.
             let mut period = Duration::ZERO;
             loop {
@@ -379,5 +463,44 @@ impl Monitor {
                 period = Duration::from_millis(if ok { 500 } else { 50 });
             }
         })
+    }
+}
+
+/// The address after the first `marker` in `log` from `offset` on, if it is there yet.
+fn announced(log: &std::path::Path, offset: u64, marker: &str) -> Option<SocketAddr> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log).ok()?;
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let (_, rest) = text.split_once(marker)?;
+    let token = rest.split_whitespace().next()?.trim_matches('"');
+    token.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announced_address_is_read_from_this_incarnation_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("p.log");
+        let marker = r#"msg="Listening on" address="#;
+        let first = "ts=1 level=info msg=\"Listening on\" address=127.0.0.1:40001\n";
+        std::fs::write(&log, first).unwrap();
+        assert_eq!(
+            announced(&log, 0, marker),
+            Some("127.0.0.1:40001".parse().unwrap())
+        );
+        let offset = first.len() as u64;
+        assert_eq!(announced(&log, offset, marker), None);
+        let second = "ts=2 msg=\"Start listening for connections\" address=127.0.0.1:0\nts=3 msg=\"Listening on\" address=127.0.0.1:40002 more=1\n";
+        std::fs::write(&log, format!("{first}{second}")).unwrap();
+        assert_eq!(
+            announced(&log, offset, marker),
+            Some("127.0.0.1:40002".parse().unwrap())
+        );
     }
 }
