@@ -292,12 +292,15 @@ fn fetcher(bootstrap: &str) -> Result<BaseConsumer, String> {
         .map_err(|e| format!("creating a Kafka client for {bootstrap}: {e}"))
 }
 
+/// By (topic, partition): the offset and timestamp (milliseconds) of the first message read.
+type FirstMessages = BTreeMap<(String, i32), (i64, i64)>;
+
 /// The first message at or after each wanted offset: its offset and timestamp (milliseconds),
 /// by (topic, partition). All partitions are fetched at once, within [`FETCH_TIMEOUT`].
 fn fetch_timestamps(
     fetcher: &BaseConsumer,
     wanted: &[(&Position, i64)],
-) -> Result<BTreeMap<(String, i32), (i64, i64)>, String> {
+) -> Result<FirstMessages, String> {
     let mut found = BTreeMap::new();
     if wanted.is_empty() {
         return Ok(found);
