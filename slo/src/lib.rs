@@ -31,8 +31,8 @@ pub use evaluate::evaluate;
 pub use load::{LoadError, load, parse};
 pub use model::{
     After, ApiVersion, ClientMeasure, ClientSli, Comparison, Defaults, ErrorRatioSli, HpaMeasure,
-    HpaSli, KafkaLagSli, KafkaMeasure, LatencySli, Metadata, MetricName, Objective, PromqlSli,
-    Quantile, Selector, SetKind, Sli, Slo, SloSet,
+    HpaSli, KafkaLagSli, KafkaMeasure, LagBound, LagKind, LatencySli, Metadata, MetricName,
+    Objective, PromqlSli, Quantile, Selector, SetKind, Sli, Slo, SloSet,
 };
 pub use outcome::{CheckOutcome, Checked, Gate, Problem, attach};
 pub use sources::preflight;

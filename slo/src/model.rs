@@ -305,7 +305,7 @@ impl Sli {
             },
             Sli::KafkaLag(k) => match k.measure {
                 KafkaMeasure::MaxLag => Unit::Messages,
-                KafkaMeasure::RecoveryTime => Unit::Duration,
+                KafkaMeasure::TimeLag | KafkaMeasure::RecoveryTime => Unit::Duration,
             },
             Sli::Client(c) => match c.measure {
                 ClientMeasure::Latency => Unit::Latency,
@@ -327,9 +327,15 @@ impl Sli {
             },
             Sli::KafkaLag(k) => match (k.measure, k.below) {
                 (KafkaMeasure::MaxLag, _) => "max lag".into(),
-                (KafkaMeasure::RecoveryTime, Some(below)) => {
-                    format!("time until lag < {} after {}", below, k.after)
-                }
+                (KafkaMeasure::TimeLag, _) => "max time lag".into(),
+                (KafkaMeasure::RecoveryTime, Some(below)) => match k.lag {
+                    LagKind::Messages => format!("time until lag < {below} after {}", k.after),
+                    LagKind::Time => format!(
+                        "time until time lag < {} after {}",
+                        Unit::Duration.format(below),
+                        k.after
+                    ),
+                },
                 (KafkaMeasure::RecoveryTime, None) => "time to recover".into(),
             },
             Sli::Client(c) => match (c.measure, c.quantile) {
@@ -500,10 +506,22 @@ pub struct KafkaLagSli {
     /// only: the `kafka` source needs them listed).
     pub topics: Vec<String>,
     pub measure: KafkaMeasure,
-    /// Recovery means the lag dropped below this many messages.
+    /// Recovery means the lag dropped below this: messages, or seconds when `lag` is `Time`.
     pub below: Option<f64>,
     /// The instant recovery is counted from.
     pub after: After,
+    /// What the lag is counted in: messages for `max_lag`, seconds for `time_lag`, and for
+    /// `recovery_time` whatever `below` is written in (`1000` messages, `5s`).
+    pub lag: LagKind,
+}
+
+/// How a consumer group's lag is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LagKind {
+    /// Messages not yet consumed (high watermark − committed offset), summed over partitions.
+    Messages,
+    /// Age of the oldest unconsumed message in seconds, the maximum over partitions.
+    Time,
 }
 
 #[derive(Deserialize)]
@@ -514,7 +532,7 @@ struct RawKafkaLagSli {
     topics: Vec<String>,
     measure: KafkaMeasure,
     #[serde(default)]
-    below: Option<Amount>,
+    below: Option<LagBound>,
     #[serde(default)]
     after: Option<After>,
 }
@@ -522,24 +540,30 @@ struct RawKafkaLagSli {
 impl TryFrom<RawKafkaLagSli> for KafkaLagSli {
     type Error = String;
     fn try_from(raw: RawKafkaLagSli) -> Result<Self, String> {
-        match raw.measure {
-            KafkaMeasure::RecoveryTime if raw.below.is_none() => {
+        let lag = match (raw.measure, raw.below) {
+            (KafkaMeasure::RecoveryTime, None) => {
                 return Err(
-                    "measure `recovery_time` needs `below` (the lag that counts as recovered)"
+                    "measure `recovery_time` needs `below` (the lag that counts as recovered: \
+                     messages like `100`, or a time like `5s`)"
                         .into(),
                 );
             }
-            KafkaMeasure::MaxLag if raw.below.is_some() || raw.after.is_some() => {
+            (KafkaMeasure::RecoveryTime, Some(below)) => below.kind(),
+            (KafkaMeasure::MaxLag | KafkaMeasure::TimeLag, _)
+                if raw.below.is_some() || raw.after.is_some() =>
+            {
                 return Err("`below` and `after` only apply to measure `recovery_time`".into());
             }
-            _ => {}
-        }
+            (KafkaMeasure::MaxLag, _) => LagKind::Messages,
+            (KafkaMeasure::TimeLag, _) => LagKind::Time,
+        };
         Ok(KafkaLagSli {
             group: raw.group,
             topics: raw.topics,
             measure: raw.measure,
-            below: raw.below.map(|a| a.0),
+            below: raw.below.map(LagBound::value),
             after: raw.after.unwrap_or(After::LoadEnd),
+            lag,
         })
     }
 }
@@ -547,10 +571,86 @@ impl TryFrom<RawKafkaLagSli> for KafkaLagSli {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KafkaMeasure {
-    /// Highest total lag (summed over partitions and topics) in the window.
+    /// Highest total lag in messages (summed over partitions and topics) in the window.
     MaxLag,
-    /// Seconds from `after` until the total lag is below `below`.
+    /// Highest time lag in the window: the age of the oldest unconsumed message, in seconds,
+    /// the maximum over partitions (kafka-lag-exporter's and Burrow's "lag in time").
+    TimeLag,
+    /// Seconds from `after` until the lag is below `below` (messages or, written `5s`, time).
     RecoveryTime,
+}
+
+/// A lag bound in an SLO file: a plain number counts messages (`1000`), a duration counts the
+/// time lag (`5s`). Kept apart from [`Amount`] because there the two forms mean the same
+/// number, and here they name different measurements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LagBound {
+    Messages(f64),
+    Seconds(f64),
+}
+
+impl LagBound {
+    pub fn kind(self) -> LagKind {
+        match self {
+            LagBound::Messages(_) => LagKind::Messages,
+            LagBound::Seconds(_) => LagKind::Time,
+        }
+    }
+
+    pub fn value(self) -> f64 {
+        match self {
+            LagBound::Messages(v) | LagBound::Seconds(v) => v,
+        }
+    }
+
+    fn messages(count: f64) -> Result<LagBound, String> {
+        if count.is_finite() && count >= 0.0 {
+            Ok(LagBound::Messages(count))
+        } else {
+            Err(format!(
+                "a lag of {count} messages is not a count of 0 or more"
+            ))
+        }
+    }
+
+    fn parse(text: &str) -> Result<LagBound, String> {
+        let text = text.trim();
+        if let Ok(count) = text.parse::<f64>() {
+            return LagBound::messages(count);
+        }
+        humantime::parse_duration(text)
+            .map(|d| LagBound::Seconds(d.as_secs_f64()))
+            .map_err(|_| {
+                format!(
+                    "`{text}` is not a lag: write a number of messages (`1000`) or a time (`5s`, `500ms`)"
+                )
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for LagBound {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = LagBound;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of messages like `1000` or a time like `5s`")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<LagBound, E> {
+                LagBound::messages(v).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<LagBound, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<LagBound, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LagBound, E> {
+                LagBound::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// An instant inside the window that recovery is counted from.
@@ -810,6 +910,75 @@ mod tests {
             "service=\"a\", status=~\"5..\""
         );
         assert_eq!(Selector::default().and(&s), "service=\"a\"");
+    }
+
+    #[test]
+    fn kafka_lag_is_counted_in_messages_or_in_time() {
+        let parse = |text: &str| serde_yaml_ng::from_str::<KafkaLagSli>(text);
+        let time = parse("{group: g, topics: [orders], measure: time_lag}").unwrap();
+        assert_eq!(
+            (time.measure, time.lag),
+            (KafkaMeasure::TimeLag, LagKind::Time)
+        );
+        let sli = Sli::KafkaLag(time);
+        assert_eq!(sli.unit(), Unit::Duration);
+        assert_eq!(sli.quantity(), "max time lag");
+
+        // `below` written as a time makes recovery a time-lag recovery; a number counts messages.
+        let by_time = parse("{group: g, measure: recovery_time, below: 500ms}").unwrap();
+        assert_eq!((by_time.lag, by_time.below), (LagKind::Time, Some(0.5)));
+        assert_eq!(
+            Sli::KafkaLag(by_time).quantity(),
+            "time until time lag < 0.5 s after the end of load"
+        );
+        for messages in ["1000", "'1000'"] {
+            let by_count = parse(&format!(
+                "{{group: g, measure: recovery_time, below: {messages}}}"
+            ))
+            .unwrap();
+            assert_eq!(
+                (by_count.lag, by_count.below),
+                (LagKind::Messages, Some(1000.0))
+            );
+        }
+        let max = parse("{group: g, measure: max_lag}").unwrap();
+        assert_eq!(max.lag, LagKind::Messages);
+        assert_eq!(Sli::KafkaLag(max).unit(), Unit::Messages);
+
+        let error = |text: &str| parse(text).unwrap_err().to_string();
+        assert!(
+            error("{group: g, measure: lag_time}").contains("`time_lag`"),
+            "the error lists the measures"
+        );
+        assert!(
+            error("{group: g, measure: recovery_time, below: 5%}").contains("`5%` is not a lag")
+        );
+        assert!(error("{group: g, measure: recovery_time, below: -3}").contains("-3 messages"));
+        assert!(error("{group: g, measure: time_lag, below: 5s}").contains("only apply"));
+        assert!(error("{group: g, measure: recovery_time}").contains("`5s`"));
+    }
+
+    #[test]
+    fn a_bad_lag_bound_names_its_field() {
+        let text = "apiVersion: shakedown/v1\nkind: SLOSet\nmetadata: {name: t}\nslos:\n  - name: lag\n    sli: {kafka_lag: {group: g, measure: recovery_time, below: soon}}\n    objective: {lt: 30s}\n";
+        let error = crate::parse(text, std::path::Path::new("lag.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("lag.yaml:6:")
+                && error.contains("field `slos[0].sli.kafka_lag.below`"),
+            "{error}"
+        );
+        assert!(error.contains("`soon` is not a lag"), "{error}");
+        let text = text.replace("measure: recovery_time, below: soon", "measure: seconds");
+        let error = crate::parse(&text, std::path::Path::new("lag.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("field `slos[0].sli.kafka_lag.measure`"),
+            "{error}"
+        );
+        assert!(error.contains("time_lag"), "{error}");
     }
 
     #[test]

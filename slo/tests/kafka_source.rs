@@ -1,6 +1,7 @@
 //! The kafka source on librdkafka's mock cluster: a consumer group commits part of a topic,
-//! stops (the measured lag must equal what is left), then resumes (the lag must recover and
-//! the time to recover must match when the consumer came back).
+//! stops (the measured lag must equal what is left, in messages, or in time the age of the
+//! oldest message left), then resumes (the lag must recover and the time to recover must match
+//! when the consumer came back).
 //!
 //! The mock cluster is not `Send`, so it stays on the test's own task; the consumer's blocking
 //! calls run on blocking threads.
@@ -188,6 +189,173 @@ async fn lag_is_measured_while_the_group_stops_and_its_recovery_when_it_resumes(
         "sampling stops once recovered instead of running to the window's end"
     );
     assert_eq!(source.lag_now(GROUP, &topics).unwrap(), 0);
+    drop(cluster);
+}
+
+/// Produces `count` messages to partition 0 of `topic`, each stamped `timestamp_ms` (CreateTime).
+fn produce_stamped(bootstrap: &str, topic: &str, count: usize, timestamp_ms: i64) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    for i in 0..count {
+        let payload = format!("audit {i}");
+        producer
+            .send(
+                BaseRecord::<(), str>::to(topic)
+                    .partition(0)
+                    .payload(&payload)
+                    .timestamp(timestamp_ms),
+            )
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(10)).expect("delivered");
+}
+
+fn seconds(from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_lag_is_the_age_of_the_oldest_unconsumed_message() {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let produced_from = Utc::now();
+    produce(&bootstrap);
+    let produced_to = Utc::now();
+    let source = KafkaSource::new(bootstrap.clone());
+    let topics = vec![TOPIC.to_string()];
+
+    // The timestamp carried by the message is what counts, not when it was fetched: messages
+    // stamped an hour ago are an hour old to a group that never consumed them.
+    cluster.create_topic("audit", 1, 1).expect("topic");
+    let hour_ago = Utc::now() - chrono::Duration::hours(1);
+    produce_stamped(&bootstrap, "audit", 3, hour_ago.timestamp_millis());
+    let before = Utc::now();
+    let old = source
+        .time_lag_now("never-committed", &["audit".to_string()])
+        .unwrap();
+    let after = Utc::now();
+    assert!(
+        (seconds(hour_ago, before)..=seconds(hour_ago, after)).contains(&old),
+        "time lag {old} s, messages stamped {} s before the read",
+        seconds(hour_ago, before)
+    );
+
+    let mut member = GroupMember::new(&bootstrap);
+    member.consume_and_commit(40);
+    assert_eq!(
+        source.lag_now(GROUP, &topics).unwrap(),
+        PER_PARTITION * 2 - 40
+    );
+
+    // The consumer stops for a known time. The oldest message it left was produced between
+    // `produced_from` and `produced_to`, so a read between `before` and `after` must find an age
+    // between `before - produced_to` and `after - produced_from`: no tolerance needed.
+    let pause = Duration::from_secs(2);
+    tokio::time::sleep(pause).await;
+    let before = Utc::now();
+    let age = {
+        let (source, topics) = (KafkaSource::new(bootstrap.clone()), topics.clone());
+        tokio::task::spawn_blocking(move || source.time_lag_now(GROUP, &topics))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let after = Utc::now();
+    assert!(
+        age >= seconds(produced_to, before) && age <= seconds(produced_from, after),
+        "time lag {age} s; the oldest unconsumed message was {}..{} s old during the read",
+        seconds(produced_to, before),
+        seconds(produced_from, after)
+    );
+    assert!(age >= pause.as_secs_f64(), "stopped for {pause:?}: {age}");
+
+    // Still stopped, over a 3 s window: the maximum is the age at the latest sample, which lies
+    // between the start of the check and its return (on a loaded machine the last read may
+    // start before the window's end).
+    let set = slo_set(
+        "  - name: stopped-time-lag\n    sli: {kafka_lag: {group: notification-group, topics: [orders], measure: time_lag}}\n    objective: {lt: 2s}\n    source: kafka\n",
+    );
+    let started = Utc::now();
+    let window = Window::new(
+        started,
+        started + chrono::Duration::seconds(3),
+        &set.defaults,
+    )
+    .unwrap();
+    let outcome = check(&set, &bootstrap, window).await;
+    let returned = Utc::now();
+    let stopped = &outcome.results[0].verdict;
+    let max = stopped.measured.expect("a time lag");
+    assert!(
+        max >= seconds(produced_to, started) && max <= seconds(produced_from, returned),
+        "time lag {max} s; the oldest unconsumed message was {}..{} s old during the check: {stopped:?}",
+        seconds(produced_to, started),
+        seconds(produced_from, returned)
+    );
+    assert!(
+        max >= age,
+        "the lag only grows while the consumer is stopped: {max} < {age}"
+    );
+    assert_eq!(stopped.status, SloStatus::Fail);
+    assert_eq!(stopped.unit.as_deref(), Some("s"));
+    let message = stopped.message.as_deref().unwrap();
+    assert!(message.contains("oldest unconsumed: orders/"), "{message}");
+    assert!(
+        stopped
+            .query
+            .as_deref()
+            .unwrap()
+            .contains("timestamp of the message at the committed offset")
+    );
+
+    // Resumes one second after the mark: the time lag drops below 1 s once it has caught up.
+    let set = slo_set(
+        "  - name: time-recovery\n    sli: {kafka_lag: {group: notification-group, topics: [orders], measure: recovery_time, below: 1s, after: load_end}}\n    objective: {lte: 5s}\n    source: kafka\n",
+    );
+    let mark = Utc::now();
+    let window = Window::new(mark, mark + chrono::Duration::seconds(20), &set.defaults)
+        .unwrap()
+        .with_marks(Marks {
+            load_end: Some(mark),
+            events: Vec::new(),
+        });
+    let member = Arc::new(std::sync::Mutex::new(member));
+    let resumed = {
+        let member = member.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::task::spawn_blocking(move || {
+                member
+                    .lock()
+                    .unwrap()
+                    .consume_and_commit((PER_PARTITION * 2 - 40) as usize)
+            })
+            .await
+            .unwrap();
+        }
+    };
+    let (outcome, ()) = tokio::join!(check(&set, &bootstrap, window), resumed);
+    let recovery = &outcome.results[0];
+    let took = recovery.verdict.measured.expect("recovered");
+    assert!(
+        (1.0..4.0).contains(&took),
+        "time lag recovered {took} s after the mark, the consumer came back after 1 s: {recovery:?}"
+    );
+    assert_eq!(recovery.verdict.status, SloStatus::Pass);
+    assert!(
+        recovery
+            .verdict
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("lag 0 s at "),
+        "{recovery:?}"
+    );
+
+    // Caught up: nothing is unconsumed, so nothing is old.
+    assert_eq!(source.time_lag_now(GROUP, &topics).unwrap(), 0.0);
     drop(cluster);
 }
 

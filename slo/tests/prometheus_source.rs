@@ -335,6 +335,71 @@ async fn kafka_lag_maximum_and_recovery_after_the_end_of_load() {
 }
 
 #[tokio::test]
+async fn kafka_time_lag_from_kafka_lag_exporter_and_its_recovery() {
+    let mut slos = String::new();
+    for lag in &dataset::TIME_LAGS {
+        let (group, topic) = (lag.group, lag.topic);
+        slos.push_str(&format!(
+            "  - name: {group}-time-lag\n    sli: {{kafka_lag: {{group: {group}, topics: [{topic}], measure: time_lag}}}}\n    objective: {{lt: 10s, warn: 5s}}\n"
+        ));
+        // No topics: the exporter's per-group maximum.
+        slos.push_str(&format!(
+            "  - name: {group}-group-time-lag\n    sli: {{kafka_lag: {{group: {group}, measure: time_lag}}}}\n    objective: {{lt: 10s, warn: 5s}}\n"
+        ));
+        slos.push_str(&format!(
+            "  - name: {group}-time-recovery\n    sli: {{kafka_lag: {{group: {group}, topics: [{topic}], measure: recovery_time, below: 5s}}}}\n    objective: {{lte: 60s, warn: 20s}}\n"
+        ));
+    }
+    slos.push_str("  - name: ghost-time-lag\n    sli: {kafka_lag: {group: ghost, topics: [orders], measure: time_lag}}\n    objective: {lt: 10s}\n");
+    let Some((outcome, url)) = check(&slos).await else {
+        return;
+    };
+    for lag in &dataset::TIME_LAGS {
+        for name in [
+            format!("{}-time-lag", lag.group),
+            format!("{}-group-time-lag", lag.group),
+        ] {
+            let checked = verdict(&outcome, &name);
+            assert_eq!(checked.verdict.measured, Some(lag.max_seconds), "{name}");
+            assert_eq!(rerun(&url, checked).await, lag.max_seconds, "{name}");
+            assert_eq!(checked.verdict.unit.as_deref(), Some("s"), "{name}");
+        }
+        let recovery = verdict(&outcome, &format!("{}-time-recovery", lag.group));
+        match lag.recovery_below_5s {
+            Some(seconds) => assert_eq!(recovery.verdict.measured, Some(seconds), "{}", lag.group),
+            None => assert_eq!(recovery.verdict.measured, Some((TO - LOAD_END) as f64)),
+        }
+        assert!(
+            recovery
+                .verdict
+                .query
+                .as_deref()
+                .unwrap()
+                .starts_with("max(kafka_consumergroup_group_lag_seconds{group=")
+        );
+    }
+    // 8 s behind at worst: under the 10 s objective, past the 5 s warning; caught up (< 5 s)
+    // 30 s after the load, past the 20 s warning. Two minutes behind fails both.
+    for name in [
+        "notification-group-time-lag",
+        "notification-group-group-time-lag",
+        "notification-group-time-recovery",
+    ] {
+        assert_status(verdict(&outcome, name), SloStatus::Warn);
+    }
+    for name in [
+        "stuck-group-time-lag",
+        "stuck-group-group-time-lag",
+        "stuck-group-time-recovery",
+    ] {
+        assert_status(verdict(&outcome, name), SloStatus::Fail);
+    }
+    let ghost = verdict(&outcome, "ghost-time-lag");
+    assert_status(ghost, SloStatus::Unknown);
+    assert_eq!(ghost.problem, Some(Problem::NoData));
+}
+
+#[tokio::test]
 async fn queries_prometheus_refuses_are_configuration_errors() {
     let slos = r#"  - name: syntax
     sli: {promql: {query: 'sum(rate(foo[5m]'}}

@@ -17,6 +17,11 @@ const HPA_MIN: &str = "kube_horizontalpodautoscaler_spec_min_replicas";
 const HPA_MAX: &str = "kube_horizontalpodautoscaler_spec_max_replicas";
 /// kafka-exporter's lag per group, topic and partition.
 const KAFKA_LAG: &str = "kafka_consumergroup_lag";
+/// kafka-lag-exporter's time lag (seconds) per group, topic and partition; its group label is
+/// `group`, where kafka-exporter's is `consumergroup`.
+const KAFKA_LAG_SECONDS: &str = "kafka_consumergroup_group_lag_seconds";
+/// kafka-lag-exporter's highest time lag of a group over all its partitions.
+const KAFKA_MAX_LAG_SECONDS: &str = "kafka_consumergroup_group_max_lag_seconds";
 
 /// One question for Prometheus.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,23 +125,35 @@ fn promql(p: &PromqlSli, window: &Window) -> String {
 }
 
 fn kafka(k: &KafkaLagSli, window: &Window) -> Result<Plan, String> {
-    let mut selector = format!("consumergroup={}", string_literal(&k.group));
-    match &k.topics[..] {
-        [] => {}
-        [topic] => selector.push_str(&format!(", topic={}", string_literal(topic))),
+    use crate::model::LagKind;
+    let topics = match &k.topics[..] {
+        [] => String::new(),
+        [topic] => format!(", topic={}", string_literal(topic)),
         topics => {
             let alternatives: Vec<String> = topics.iter().map(|t| regex_escape(t)).collect();
-            selector.push_str(&format!(
-                ", topic=~{}",
-                string_literal(&alternatives.join("|"))
-            ));
+            format!(", topic=~{}", string_literal(&alternatives.join("|")))
         }
-    }
-    let total = format!("sum({KAFKA_LAG}{{{selector}}})");
+    };
+    // Message lag adds up over partitions; time lag is the oldest message anywhere, a maximum.
+    // Without topics the exporter's own per-group maximum answers the time lag.
+    let lag = match k.lag {
+        LagKind::Messages => format!(
+            "sum({KAFKA_LAG}{{consumergroup={}{topics}}})",
+            string_literal(&k.group)
+        ),
+        LagKind::Time if k.topics.is_empty() => format!(
+            "max({KAFKA_MAX_LAG_SECONDS}{{group={}}})",
+            string_literal(&k.group)
+        ),
+        LagKind::Time => format!(
+            "max({KAFKA_LAG_SECONDS}{{group={}{topics}}})",
+            string_literal(&k.group)
+        ),
+    };
     match k.measure {
-        KafkaMeasure::MaxLag => Ok(Plan::Instant {
+        KafkaMeasure::MaxLag | KafkaMeasure::TimeLag => Ok(Plan::Instant {
             expr: format!(
-                "max_over_time({total}[{range}:{step}s])",
+                "max_over_time({lag}[{range}:{step}s])",
                 range = window.promql_range(),
                 step = step_seconds(window)
             ),
@@ -151,7 +168,7 @@ fn kafka(k: &KafkaLagSli, window: &Window) -> Result<Plan, String> {
                 ));
             }
             Ok(Plan::Range {
-                expr: total,
+                expr: lag,
                 start: since.max(window.from.timestamp()),
                 end: window.to.timestamp(),
                 step: step_seconds(window),
@@ -261,6 +278,53 @@ mod tests {
         assert_eq!(
             expr,
             "max_over_time(sum(kafka_consumergroup_lag{consumergroup=\"g\\\"1\", topic=~\"order\\\\.created|audit\"})[900s:15s])"
+        );
+    }
+
+    #[test]
+    fn time_lag_reads_kafka_lag_exporter_by_its_group_label() {
+        let w = window();
+        assert_eq!(
+            plan_expr(
+                &sli("kafka_lag: {group: notification-group, topics: [orders], measure: time_lag}"),
+                &w
+            ),
+            "max_over_time(max(kafka_consumergroup_group_lag_seconds{group=\"notification-group\", topic=\"orders\"})[900s:15s])"
+        );
+        // No topics: the exporter's per-group maximum.
+        assert_eq!(
+            plan_expr(&sli("kafka_lag: {group: g, measure: time_lag}"), &w),
+            "max_over_time(max(kafka_consumergroup_group_max_lag_seconds{group=\"g\"})[900s:15s])"
+        );
+        let mut marked = w.clone();
+        marked.marks.load_end = Some(Utc.timestamp_opt(1_700_000_600, 0).unwrap());
+        let recovery = sli(
+            "kafka_lag: {group: g, topics: [orders, payments], measure: recovery_time, below: 5s}",
+        );
+        match plan(&recovery, &marked).unwrap() {
+            Plan::Range {
+                expr, start, judge, ..
+            } => {
+                assert_eq!(
+                    expr,
+                    "max(kafka_consumergroup_group_lag_seconds{group=\"g\", topic=~\"orders|payments\"})"
+                );
+                assert_eq!(start, 1_700_000_600);
+                assert_eq!(
+                    judge,
+                    RangeJudgement::RecoveryBelow {
+                        below: 5.0,
+                        since: 1_700_000_600
+                    }
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Recovery in messages still reads kafka-exporter.
+        let messages = sli("kafka_lag: {group: g, measure: recovery_time, below: 1000}");
+        assert_eq!(
+            plan(&messages, &marked).unwrap().expr(),
+            "sum(kafka_consumergroup_lag{consumergroup=\"g\"})"
         );
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Every series is shaped so its SLI has a closed-form value (a histogram quantile that falls at
 //! a known point of a bucket, a ratio of two constant rates, an autoscaler pinned for a known
-//! time, a lag that drops below its threshold at a known step), chosen so the seed objectives
+//! time, a lag in messages or in seconds that drops below its threshold at a known step), chosen so the seed objectives
 //! give each of pass, warn and fail somewhere. Samples are every 15 s on a grid aligned with
 //! the window, so range queries see exactly the samples written.
 
@@ -224,6 +224,56 @@ fn stuck_lag(_: i64) -> f64 {
     12000.0
 }
 
+/// A consumer group's time lag as kafka-lag-exporter reports it, and its known answers.
+pub struct TimeLagCase {
+    pub group: &'static str,
+    pub topic: &'static str,
+    /// Seconds behind per partition at a time; the SLI takes the maximum.
+    pub partitions: &'static [fn(i64) -> f64],
+    /// Highest time lag in [`FROM`, `TO`], seconds.
+    pub max_seconds: f64,
+    /// Seconds after [`LOAD_END`] until the time lag is below 5 s; `None`: never.
+    pub recovery_below_5s: Option<f64>,
+}
+
+/// kafka-lag-exporter's `kafka_consumergroup_group_lag_seconds` (per partition) and
+/// `kafka_consumergroup_group_max_lag_seconds` (per group, the maximum over partitions).
+pub const TIME_LAGS: [TimeLagCase; 2] = [
+    // Partition 0 falls behind from 1 s to 8 s by the end of load, then catches up 2 s every
+    // 15 s: 6, 4 -> below 5 s after 30 s. Partition 1 stays 3 s behind during load.
+    TimeLagCase {
+        group: "notification-group",
+        topic: "orders",
+        partitions: &[notification_time_lag_0, notification_time_lag_1],
+        max_seconds: 8.0,
+        recovery_below_5s: Some(30.0),
+    },
+    // Two minutes behind and never catching up.
+    TimeLagCase {
+        group: "stuck-group",
+        topic: "payments",
+        partitions: &[stuck_time_lag],
+        max_seconds: 120.0,
+        recovery_below_5s: None,
+    },
+];
+
+fn notification_time_lag_0(t: i64) -> f64 {
+    if t <= LOAD_END {
+        1.0 + 7.0 * (t - T0) as f64 / (LOAD_END - T0) as f64
+    } else {
+        (8.0 - 2.0 * ((t - LOAD_END) / STEP) as f64).max(0.0)
+    }
+}
+
+fn notification_time_lag_1(t: i64) -> f64 {
+    if t <= LOAD_END { 3.0 } else { 0.0 }
+}
+
+fn stuck_time_lag(_: i64) -> f64 {
+    120.0
+}
+
 fn times() -> impl Iterator<Item = i64> + Clone {
     (T0..=END).step_by(STEP as usize)
 }
@@ -292,6 +342,32 @@ pub fn openmetrics() -> String {
                 times().map(|t| (t, f(t))),
             );
         }
+    }
+    for lag in &TIME_LAGS {
+        for (partition, f) in lag.partitions.iter().enumerate() {
+            let partition = partition.to_string();
+            om.gauge(
+                "kafka_consumergroup_group_lag_seconds",
+                &[
+                    ("cluster_name", "shop"),
+                    ("group", lag.group),
+                    ("topic", lag.topic),
+                    ("partition", partition.as_str()),
+                ],
+                times().map(|t| (t, f(t))),
+            );
+        }
+    }
+    for lag in &TIME_LAGS {
+        om.gauge(
+            "kafka_consumergroup_group_max_lag_seconds",
+            &[
+                ("cluster_name", "shop"),
+                ("group", lag.group),
+                ("is_simple_consumer", "false"),
+            ],
+            times().map(|t| (t, lag.partitions.iter().map(|f| f(t)).fold(0.0, f64::max))),
+        );
     }
     om.render()
 }
