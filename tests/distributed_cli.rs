@@ -75,9 +75,11 @@ async fn two_workers_share_a_profile_and_their_reports_merge_into_one() {
     let worker_reports: Vec<Value> = reports.iter().map(|p| json(p)).collect();
     for (index, report) in worker_reports.iter().enumerate() {
         assert_eq!(
-            report["profile"]["name"],
-            format!("four-users (worker {} of 2)", index + 1)
+            report["profile"]["name"], "four-users",
+            "the whole profile's name"
         );
+        assert_eq!(report["profile"]["worker"]["index"], index);
+        assert_eq!(report["profile"]["worker"]["workers"], 2);
         assert_eq!(
             report["profile"]["stages"][1]["target"], 2.0,
             "half the users each"
@@ -111,6 +113,19 @@ async fn two_workers_share_a_profile_and_their_reports_merge_into_one() {
         merged["profile"]["stages"][1]["target"], 4.0,
         "the whole profile"
     );
+    assert_eq!(merged["profile"]["name"], "four-users");
+    assert_eq!(merged["profile"]["merged_workers"], 2);
+    assert!(merged["profile"]["worker"].is_null());
+
+    // The same worker's report twice would count its requests twice: refused.
+    let output = Command::new(common::binary())
+        .args(["report", "merge", "--out"])
+        .arg(out.path().join("twice"))
+        .args([&reports[0], &reports[0]])
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     for file in ["report.md", "report.html", "junit.xml"] {
         assert!(merged_dir.join(file).is_file(), "{file}");
     }

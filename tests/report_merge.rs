@@ -147,6 +147,8 @@ fn a_failing_merged_verdict_exits_1() {
             0,
         )],
     );
+    let mut slow = slow;
+    slow.run_id = "slow".into();
     let a_path = write_report(dir.path(), "a.json", &a);
     let slow_path = write_report(dir.path(), "slow.json", &slow);
     let out = dir.path().join("merged");
@@ -184,4 +186,91 @@ fn missing_or_incompatible_inputs_exit_2_naming_the_file() {
 
     let output = shakedown(&["report", "merge", "--out", out.to_str().unwrap()]);
     assert_eq!(code(&output), 2, "at least one report is required");
+}
+
+#[test]
+fn the_same_worker_twice_exits_2_naming_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, _) = workers();
+    let a_path = write_report(dir.path(), "a.json", &a);
+    let b_path = write_report(dir.path(), "b.json", &b);
+    let out = dir.path().join("merged");
+
+    // The same file twice, even spelled differently: 80 requests from 40 is a lie.
+    let dotted = dir.path().join(".").join("a.json");
+    let output = merge(&out, &[&a_path, &b_path, &dotted]);
+    let stderr = text(&output.stderr);
+    assert_eq!(code(&output), 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} and {} are the same file",
+            a_path.display(),
+            dotted.display()
+        )),
+        "{stderr}"
+    );
+
+    // A copy of a report under another name: the same run_id.
+    let copy = write_report(dir.path(), "copy-of-a.json", &a);
+    let output = merge(&out, &[&a_path, &b_path, &copy]);
+    let stderr = text(&output.stderr);
+    assert_eq!(code(&output), 2, "{stderr}");
+    assert!(stderr.contains("copy-of-a.json"), "{stderr}");
+    assert!(stderr.contains("a.json"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("run_id {} appears twice", a.run_id)),
+        "{stderr}"
+    );
+
+    // Two runs of the same worker index of one distributed run.
+    let share = |report: &Report, run_id: &str, index: u32| {
+        let mut report = report.clone();
+        report.run_id = run_id.into();
+        report.profile.worker = Some(reports::WorkerShare { index, workers: 2 });
+        report
+    };
+    let first = write_report(dir.path(), "w0.json", &share(&a, "w0", 0));
+    let again = write_report(dir.path(), "w0-rerun.json", &share(&b, "w0-rerun", 0));
+    let output = merge(&out, &[&first, &again]);
+    let stderr = text(&output.stderr);
+    assert_eq!(code(&output), 2, "{stderr}");
+    assert!(
+        stderr.contains("w0-rerun.json (against") && stderr.contains("w0.json)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("worker 1 of 2 ran in two reports"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written when the inputs are refused");
+
+    // The two shares merge into the whole profile, named as such.
+    let second = write_report(dir.path(), "w1.json", &share(&b, "w1", 1));
+    let output = merge(&out, &[&first, &second]);
+    assert_eq!(code(&output), 0, "{}", text(&output.stderr));
+    let merged = Report::load(out.join("report.json")).unwrap();
+    assert_eq!(merged.profile.name, a.profile.name);
+    assert_eq!(merged.profile.merged_workers, Some(2));
+    assert_eq!(merged.profile.worker, None);
+}
+
+#[test]
+fn reports_of_different_profiles_exit_2_saying_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, _) = workers();
+    let a_path = write_report(dir.path(), "a.json", &a);
+    let mut other = b;
+    other.profile.name = "k6-baseline".into();
+    let other_path = write_report(dir.path(), "other-profile.json", &other);
+    let output = merge(&dir.path().join("merged"), &[&a_path, &other_path]);
+    let stderr = text(&output.stderr);
+    assert_eq!(code(&output), 2, "{stderr}");
+    assert!(stderr.contains("other-profile.json"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "profile `k6-baseline` differs from `{}`",
+            a.profile.name
+        )),
+        "{stderr}"
+    );
 }

@@ -361,3 +361,175 @@ fn report_show_prints_markdown_and_slo_check_reads_a_run() {
         "{stdout}"
     );
 }
+
+#[test]
+fn objectives_without_units_exit_2_with_the_line_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = slo_file(
+        dir.path(),
+        "  - name: p95\n    sli: {latency: {quantile: 0.95}}\n    objective:\n      lt: 500\n",
+    );
+    let output = shakedown(&["slo", "check", "--slo", file.to_str().unwrap()]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:8:", file.display())),
+        "the line of `lt: 500`: {stderr}"
+    );
+    assert!(stderr.contains("field `slos[0].objective.lt`"), "{stderr}");
+    assert!(
+        stderr.contains("`lt: 500` has no unit: a latency objective needs one, e.g. `lt: 500ms`"),
+        "{stderr}"
+    );
+
+    // 5 on an error ratio was 500 %: a gate that could never fail.
+    let file = slo_file(
+        dir.path(),
+        "  - name: errors\n    sli: {client: {measure: error_rate}}\n    objective: {lt: 5}\n",
+    );
+    let output = shakedown(&["slo", "check", "--slo", file.to_str().unwrap()]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:7:", file.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`lt: 5` has no unit: a ratio objective needs a percentage, e.g. `lt: 5%`"),
+        "{stderr}"
+    );
+
+    // The same SLO file through `run --slo` is refused before any load is sent.
+    let output = shakedown(&[
+        "run",
+        "health",
+        "--target",
+        "http://127.0.0.1:9",
+        "--slo",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    assert!(text(&output.stderr).contains("has no unit"));
+}
+
+#[test]
+fn a_bare_max_regression_exits_2_with_the_spelling_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_report(dir.path(), "base.json", (100_000, 199_000), 1);
+    let base = base.to_str().unwrap();
+    let output = shakedown(&["report", "diff", base, base, "--max-regression", "10"]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    assert!(
+        text(&output.stderr).contains("--max-regression: `10` has no unit: did you mean `10%`?"),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn a_partial_run_fails_slo_check_whatever_its_slos_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = slo_file(
+        dir.path(),
+        "  - name: checkout-p99\n    sli: {client: {measure: latency, quantile: 0.99, transaction: place_order}}\n    objective: {lt: 500ms}\n  - name: errors\n    sli: {client: {measure: error_rate}}\n    objective: {lt: 5%}\n",
+    );
+    let complete = write_report(dir.path(), "complete.json", (100_000, 199_000), 1);
+    let check = |run: &Path, out: &Path| {
+        shakedown(&[
+            "slo",
+            "check",
+            "--slo",
+            file.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let output = check(&complete, &dir.path().join("complete"));
+    assert_eq!(code(&output), 0, "the complete run passes: {output:?}");
+    assert!(text(&output.stdout).contains("SLO gate PASS: 2 pass"));
+
+    let mut report: reports::Report =
+        serde_json::from_str(&std::fs::read_to_string(&complete).unwrap()).unwrap();
+    report.partial = true;
+    report.partial_reason = Some("interrupted (Ctrl-C)".into());
+    let partial = write(
+        dir.path(),
+        "partial.json",
+        &serde_json::to_string(&report).unwrap(),
+    );
+    let out = dir.path().join("partial");
+    let output = check(&partial, &out);
+    assert_eq!(code(&output), 1, "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(
+            "SLO gate FAILED: the run was partial (interrupted (Ctrl-C)), and a partial run never passes; 2 pass"
+        ),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("slo.json")).unwrap()).unwrap();
+    assert_eq!(json["gate"], "failed");
+    assert_eq!(json["partial_run"], "interrupted (Ctrl-C)");
+    let junit = std::fs::read_to_string(out.join("slo-junit.xml")).unwrap();
+    assert!(junit.contains("run completed as planned"), "{junit}");
+
+    // --allow-unknown does not wave a partial run through either.
+    let output = shakedown(&[
+        "slo",
+        "check",
+        "--slo",
+        file.to_str().unwrap(),
+        "--run",
+        partial.to_str().unwrap(),
+        "--allow-unknown",
+    ]);
+    assert_eq!(code(&output), 1, "{output:?}");
+}
+
+#[test]
+fn report_diff_refuses_runs_of_different_load_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_report(dir.path(), "base.json", (100_000, 199_000), 1);
+    let mut report: reports::Report =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    report.scenario = "browse".into();
+    report.profile.model = reports::LoadModel::Open;
+    let other = write(
+        dir.path(),
+        "browse-open.json",
+        &serde_json::to_string(&report).unwrap(),
+    );
+    let (base, other) = (base.to_str().unwrap(), other.to_str().unwrap());
+
+    let output = shakedown(&["report", "diff", other, base]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{other} and {base} are not runs of the same load")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("scenario: `browse` (new) vs `test` (baseline)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("load model: open (new) vs closed (baseline)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert!(text(&output.stdout).is_empty(), "no comparison printed");
+
+    let output = shakedown(&["report", "diff", other, base, "--force"]);
+    assert_eq!(code(&output), 0, "the same numbers: {output:?}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("WARNING: "), "{stderr}");
+    assert!(stderr.contains("comparing anyway (--force)"), "{stderr}");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.starts_with("> ⚠️ **WARNING: these runs are not comparable**"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("No regression"), "{stdout}");
+}

@@ -126,10 +126,10 @@ fn resolve<A: Into<ActionSpec>>(doc: Document<A>, path: &Path) -> Result<Experim
         .map(|s| steady_state(s, path))
         .transpose()?;
     for (i, halt) in doc.safety.halt.iter().enumerate() {
-        let known = steady_state
+        let slo = steady_state
             .as_ref()
-            .is_some_and(|s| s.set.slos.iter().any(|slo| slo.name == halt.slo));
-        if !known {
+            .and_then(|s| s.set.slos.iter().find(|slo| slo.name == halt.slo));
+        let Some(slo) = slo else {
             return Err(invalid(
                 path,
                 &format!("safety.halt[{i}].slo"),
@@ -138,6 +138,12 @@ fn resolve<A: Into<ActionSpec>>(doc: Document<A>, path: &Path) -> Result<Experim
                     halt.slo
                 ),
             ));
+        };
+        // The halt bound is read before the SLO it names is known: check its unit now.
+        if let Some(objective) = &halt.objective {
+            objective.check_unit(slo.sli.unit()).map_err(|message| {
+                invalid(path, &format!("safety.halt[{i}].objective"), message)
+            })?;
         }
     }
     for (field, value) in [

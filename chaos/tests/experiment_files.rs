@@ -93,6 +93,16 @@ fn rules_across_fields_name_the_field() {
     let error = error_of(&text);
     assert!(error.contains("`safety.halt[0].slo`"), "{error}");
 
+    // A halt bound is in the unit of the SLO it names: 10 on an error ratio would be 1000 %.
+    let text = format!(
+        "{HEAD}steady_state:\n  slos:\n    - name: a\n      sli: {{error_ratio: {{}}}}\n      objective: {{lt: 1%}}\nmethod:\n  - name: k\n    action: {{process-kill: {{service: order}}}}\nsafety:\n  halt:\n    - slo: a\n      objective: {{lt: 10}}\n"
+    );
+    let error = error_of(&text);
+    assert!(
+        error.contains("`safety.halt[0].objective`: `lt: 10` has no unit: a ratio objective needs a percentage, e.g. `lt: 10%`"),
+        "{error}"
+    );
+
     let text = format!(
         "{HEAD}method:\n  - name: f\n    action: {{faults: {{service: order, error_ratio: 2, duration: 5s}}}}\n"
     );

@@ -83,6 +83,7 @@ fn outcome(status: SloStatus, from: DateTime<Utc>, to: DateTime<Utc>) -> CheckOu
             to,
             problem: None,
         }],
+        partial_run: None,
     }
 }
 

@@ -7,7 +7,7 @@
 //! not make any change an infinite regression. An SLO whose status drops to `fail` regresses
 //! whatever the numbers say.
 
-use crate::model::{LatencyStats, Report, SloStatus, SloVerdict};
+use crate::model::{LatencyStats, ProfileSummary, Report, SloStatus, SloVerdict};
 use crate::threshold::format_value;
 
 /// One compared figure.
@@ -34,6 +34,8 @@ pub struct ReportDiff {
     /// The allowed change in the bad direction, as a fraction (0.1 = 10 %).
     pub max_regression: f64,
     pub rows: Vec<DiffRow>,
+    /// Why the runs are not comparable (see [`mismatches`]), when they were compared anyway.
+    pub warnings: Vec<String>,
 }
 
 /// Which way is worse for a figure.
@@ -56,7 +58,17 @@ impl ReportDiff {
 
     /// A Markdown table of every row, regressions marked, and a closing summary line.
     pub fn to_markdown(&self) -> String {
-        let mut out = String::from(
+        let mut out = String::new();
+        if !self.warnings.is_empty() {
+            out.push_str(
+                "> ⚠️ **WARNING: these runs are not comparable** (compared anyway, `--force`):\n",
+            );
+            for warning in &self.warnings {
+                out.push_str(&format!("> - {warning}\n"));
+            }
+            out.push('\n');
+        }
+        out.push_str(
             "| Subject | Metric | Baseline | New | Change | Verdict |\n|---|---|--:|--:|--:|---|\n",
         );
         for row in &self.rows {
@@ -156,7 +168,56 @@ pub fn diff(current: &Report, baseline: &Report, max_regression: f64) -> ReportD
     ReportDiff {
         max_regression,
         rows,
+        warnings: Vec::new(),
     }
+}
+
+/// What makes `current` and `baseline` runs of different load — scenario, profile, load model
+/// or stage plan — each as one line naming both sides; empty when they are comparable. Figures
+/// of an open-model browse run say nothing about a closed-model checkout baseline.
+pub fn mismatches(current: &Report, baseline: &Report) -> Vec<String> {
+    let (now, before) = (&current.profile, &baseline.profile);
+    let mut found = Vec::new();
+    let mut differ = |what: &str, now: String, before: String| {
+        if now != before {
+            found.push(format!("{what}: {now} (new) vs {before} (baseline)"));
+        }
+    };
+    differ(
+        "scenario",
+        format!("`{}`", current.scenario),
+        format!("`{}`", baseline.scenario),
+    );
+    differ(
+        "profile",
+        format!("`{}`", now.name),
+        format!("`{}`", before.name),
+    );
+    differ(
+        "load model",
+        now.model.to_string(),
+        before.model.to_string(),
+    );
+    if now.model == before.model {
+        differ("stages", stage_plan(now), stage_plan(before));
+    }
+    found
+}
+
+/// `30s→20, 1m30s→50 users`: a profile's stages as compared by [`mismatches`].
+fn stage_plan(profile: &ProfileSummary) -> String {
+    let stages: Vec<String> = profile
+        .stages
+        .iter()
+        .map(|s| {
+            format!(
+                "{}s→{}",
+                crate::threshold::trim_number(s.duration_s),
+                crate::threshold::trim_number(s.target)
+            )
+        })
+        .collect();
+    format!("{} {}", stages.join(", "), profile.model.target_unit())
 }
 
 /// The latency to compare: corrected for coordinated omission when both runs have it (open
@@ -288,14 +349,25 @@ fn only_in(subject: &str, run: &str) -> DiffRow {
     }
 }
 
-/// Reads a regression bound: `10%` or a fraction like `0.1`.
+/// Reads a regression bound, a percentage: `10%`. A bare `10` is refused — it read as 1000 %
+/// before, a bound no regression ever crosses — with the spelling that was probably meant.
 pub fn parse_bound(text: &str) -> Result<f64, String> {
     let text = text.trim();
-    let value = match text.strip_suffix('%') {
-        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
-        None => text.parse::<f64>(),
-    }
-    .map_err(|_| format!("`{text}` is not a bound like `10%` or `0.1`"))?;
+    let Some(percent) = text.strip_suffix('%') else {
+        return Err(match text.parse::<f64>() {
+            Ok(v) if v > 0.0 && v < 1.0 => format!(
+                "`{text}` has no unit: did you mean `{text}%`? (or `{}%`, if `{text}` was a fraction)",
+                crate::threshold::trim_number(v * 100.0)
+            ),
+            Ok(_) => format!("`{text}` has no unit: did you mean `{text}%`?"),
+            Err(_) => format!("`{text}` is not a percentage like `10%`"),
+        });
+    };
+    let value = percent
+        .trim()
+        .parse::<f64>()
+        .map(|p| p / 100.0)
+        .map_err(|_| format!("`{text}` is not a percentage like `10%`"))?;
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
@@ -375,6 +447,41 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_different_load_are_named_as_not_comparable() {
+        let baseline = sample_report();
+        assert!(mismatches(&baseline, &baseline).is_empty());
+        let mut other = baseline.clone();
+        other.scenario = "checkout".into();
+        other.profile.name = "k6-baseline".into();
+        other.profile.model = crate::model::LoadModel::Open;
+        assert_eq!(
+            mismatches(&other, &baseline),
+            [
+                "scenario: `checkout` (new) vs `browse` (baseline)",
+                "profile: `k6-baseline` (new) vs `smoke` (baseline)",
+                "load model: open (new) vs closed (baseline)",
+            ]
+        );
+        let mut scaled = baseline.clone();
+        scaled.profile.stages[0].target *= 2.0;
+        let found = mismatches(&scaled, &baseline);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("stages: "), "{found:?}");
+
+        let mut forced = diff(&other, &baseline, 0.1);
+        forced.warnings = mismatches(&other, &baseline);
+        let markdown = forced.to_markdown();
+        assert!(
+            markdown.starts_with("> ⚠️ **WARNING: these runs are not comparable**"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("> - scenario: `checkout` (new)"),
+            "{markdown}"
+        );
+    }
+
+    #[test]
     fn a_zero_baseline_is_floored() {
         let row = compare(
             "x",
@@ -392,10 +499,18 @@ mod tests {
     }
 
     #[test]
-    fn bounds_read_as_percentages_or_fractions() {
+    fn bounds_are_percentages() {
         assert_eq!(parse_bound("10%").unwrap(), 0.1);
-        assert_eq!(parse_bound("0.25").unwrap(), 0.25);
+        assert_eq!(parse_bound(" 2.5 % ").unwrap(), 0.025);
         assert!(parse_bound("-5%").is_err());
         assert!(parse_bound("ten").is_err());
+        assert_eq!(
+            parse_bound("10").unwrap_err(),
+            "`10` has no unit: did you mean `10%`?"
+        );
+        assert_eq!(
+            parse_bound("0.25").unwrap_err(),
+            "`0.25` has no unit: did you mean `0.25%`? (or `25%`, if `0.25` was a fraction)"
+        );
     }
 }

@@ -112,6 +112,8 @@ pub fn sample_report() -> Report {
             ],
             start_rate: None,
             max_users: None,
+            worker: None,
+            merged_workers: None,
         },
         started_at,
         ended_at: started_at + chrono::Duration::seconds(10),

@@ -27,7 +27,8 @@ pub use merge::merge;
 pub use model::{
     ArrivalStats, ErrorCounts, ErrorKind, ErrorSample, JournalEvent, LatencyStats, LoadModel,
     ProfileSummary, Report, SCHEMA_VERSION, SlicePercentiles, SloStatus, SloVerdict, StageSummary,
-    StatusClassStats, TimeSlice, Totals, TransactionStats, Verdict, error_samples_from,
+    StatusClassStats, TimeSlice, Totals, TransactionStats, Verdict, WorkerShare,
+    error_samples_from,
 };
 pub use render::{Renderer, all_renderers};
 pub use store::{LATEST, LoadError, mark_latest, write_all};

@@ -42,6 +42,15 @@ pub enum MergeError {
         run_id: String,
         reason: String,
     },
+    /// The same worker's report given twice: merging it would count its requests twice.
+    #[error("worker report {run_id} is given twice: {reason} (each worker's report counts once)")]
+    Duplicate {
+        index: usize,
+        /// Position of the report it duplicates.
+        first: usize,
+        run_id: String,
+        reason: String,
+    },
 }
 
 impl MergeError {
@@ -49,9 +58,18 @@ impl MergeError {
     pub fn index(&self) -> Option<usize> {
         match self {
             MergeError::Empty => None,
-            MergeError::Incompatible { index, .. } | MergeError::Invalid { index, .. } => {
-                Some(*index)
-            }
+            MergeError::Incompatible { index, .. }
+            | MergeError::Invalid { index, .. }
+            | MergeError::Duplicate { index, .. } => Some(*index),
+        }
+    }
+
+    /// Position of the report the offending one was compared with, if any.
+    pub fn other_index(&self) -> Option<usize> {
+        match self {
+            MergeError::Incompatible { .. } => Some(0),
+            MergeError::Duplicate { first, .. } => Some(*first),
+            MergeError::Empty | MergeError::Invalid { .. } => None,
         }
     }
 }
@@ -61,7 +79,8 @@ impl MergeError {
 /// Counts are summed and histograms merged per total, transaction, status class and wall-clock
 /// second; rates, percentiles, thresholds and the verdict are recomputed from the merged data.
 /// SLO verdicts are dropped (judge the merged report with `shakedown slo check`). Refuses
-/// reports of different scenarios, schema versions, load models or stage plans.
+/// reports of different scenarios, profiles, schema versions, load models, stage plans or
+/// worker counts, and the same worker twice (same `run_id` or same worker index).
 pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     let first = reports.first().ok_or(MergeError::Empty)?;
     for (index, report) in reports.iter().enumerate().skip(1) {
@@ -70,6 +89,14 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
                 index,
                 run_id: report.run_id.clone(),
                 first_run_id: first.run_id.clone(),
+                reason,
+            });
+        }
+        if let Some((earlier, reason)) = duplicate(&reports[..index], report) {
+            return Err(MergeError::Duplicate {
+                index,
+                first: earlier,
+                run_id: report.run_id.clone(),
                 reason,
             });
         }
@@ -239,6 +266,22 @@ fn incompatibility(first: &Report, other: &Report) -> Option<String> {
             other.scenario, first.scenario
         ));
     }
+    if a.whole_name() != b.whole_name() {
+        return Some(format!(
+            "profile `{}` differs from `{}`",
+            b.whole_name(),
+            a.whole_name()
+        ));
+    }
+    let workers = |p: &ProfileSummary| p.worker_share().map(|w| w.workers);
+    if workers(a) != workers(b) {
+        let text = |n: Option<u32>| n.map_or("a whole run".to_string(), |n| format!("{n} workers"));
+        return Some(format!(
+            "it is a share of {}, not of {}",
+            text(workers(b)),
+            text(workers(a))
+        ));
+    }
     if a.model != b.model {
         return Some(format!("{} load model differs from {}", b.model, a.model));
     }
@@ -263,9 +306,33 @@ fn incompatibility(first: &Report, other: &Report) -> Option<String> {
         })
 }
 
-/// The first report's profile with the workers' shares added back up.
+/// Whether `report` is one of `earlier` again: the same run, or the same worker's share.
+/// Returns the earlier one's position and what they have in common.
+fn duplicate(earlier: &[Report], report: &Report) -> Option<(usize, String)> {
+    earlier.iter().enumerate().find_map(|(i, other)| {
+        if other.run_id == report.run_id {
+            return Some((i, format!("run_id {} appears twice", report.run_id)));
+        }
+        match (other.profile.worker_share(), report.profile.worker_share()) {
+            (Some(a), Some(b)) if a.index == b.index => Some((
+                i,
+                format!(
+                    "{b} ran in two reports ({} and {})",
+                    other.run_id, report.run_id
+                ),
+            )),
+            _ => None,
+        }
+    })
+}
+
+/// The whole profile — its name without any worker share — with the workers' shares added
+/// back up, and the number of workers recorded.
 fn merged_profile(reports: &[Report]) -> ProfileSummary {
     let mut profile = reports[0].profile.clone();
+    profile.name = profile.whole_name().to_string();
+    profile.worker = None;
+    profile.merged_workers = Some(reports.len() as u32);
     for (i, stage) in profile.stages.iter_mut().enumerate() {
         stage.target = reports.iter().map(|r| r.profile.stages[i].target).sum();
     }
@@ -393,7 +460,7 @@ mod tests {
 
     use super::*;
     use crate::fixtures::sample_report;
-    use crate::model::{LoadModel, SCHEMA_VERSION, SlicePercentiles, StageSummary};
+    use crate::model::{LoadModel, SCHEMA_VERSION, SlicePercentiles, StageSummary, WorkerShare};
     use crate::threshold::default_thresholds;
 
     /// One request: (second, transaction, latency µs, error).
@@ -872,7 +939,9 @@ mod tests {
             let mut b = sample_report();
             b.run_id = "b".into();
             change(&mut b);
-            let error = merge(&[a.clone(), a.clone(), b]).unwrap_err();
+            let mut a2 = a.clone();
+            a2.run_id = "a2".into();
+            let error = merge(&[a.clone(), a2, b]).unwrap_err();
             assert_eq!(error.index(), Some(2), "{error}");
             let message = error.to_string();
             assert!(
@@ -901,6 +970,20 @@ mod tests {
             "stage 2 lasts 6 s, not 5 s",
         );
 
+        refused(
+            |b| b.profile.name = "k6-baseline".into(),
+            "profile `k6-baseline` differs from `smoke`",
+        );
+        refused(
+            |b| {
+                b.profile.worker = Some(WorkerShare {
+                    index: 1,
+                    workers: 2,
+                })
+            },
+            "it is a share of 2 workers, not of a whole run",
+        );
+
         let mut bad = sample_report();
         bad.thresholds[0].name = "p95 fast".into();
         let error = merge(&[bad]).unwrap_err();
@@ -909,6 +992,62 @@ mod tests {
             error.to_string().contains("invalid threshold `p95 fast`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_same_worker_twice_is_refused() {
+        let a = sample_report();
+        let error = merge(&[a.clone(), a.clone()]).unwrap_err();
+        assert_eq!((error.index(), error.other_index()), (Some(1), Some(0)));
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("run_id {} appears twice", a.run_id)),
+            "{error}"
+        );
+
+        let share = |run_id: &str, index: u32| {
+            let mut r = sample_report();
+            r.run_id = run_id.into();
+            r.profile.worker = Some(WorkerShare { index, workers: 3 });
+            r
+        };
+        let error = merge(&[share("w0", 0), share("w1", 1), share("w1-again", 1)]).unwrap_err();
+        assert_eq!((error.index(), error.other_index()), (Some(2), Some(1)));
+        assert!(
+            error
+                .to_string()
+                .contains("worker 2 of 3 ran in two reports (w1 and w1-again)"),
+            "{error}"
+        );
+
+        // Reports written before the share had its own field carry it in the profile name.
+        let old = |run_id: &str, index: u32| {
+            let mut r = sample_report();
+            r.run_id = run_id.into();
+            r.profile.name = format!("smoke (worker {index} of 2)");
+            r
+        };
+        assert!(matches!(
+            merge(&[old("x", 1), old("y", 1)]),
+            Err(MergeError::Duplicate { .. })
+        ));
+        let merged = merge(&[old("x", 1), old("y", 2)]).unwrap();
+        assert_eq!(merged.profile.name, "smoke");
+    }
+
+    #[test]
+    fn the_merged_profile_is_the_whole_one() {
+        let share = |run_id: &str, index: u32| {
+            let mut r = sample_report();
+            r.run_id = run_id.into();
+            r.profile.worker = Some(WorkerShare { index, workers: 2 });
+            r
+        };
+        let merged = merge(&[share("w0", 0), share("w1", 1)]).unwrap();
+        assert_eq!(merged.profile.name, "smoke");
+        assert_eq!(merged.profile.worker, None);
+        assert_eq!(merged.profile.merged_workers, Some(2));
     }
 
     #[test]

@@ -83,6 +83,56 @@ pub struct ProfileSummary {
     pub start_rate: Option<f64>,
     /// Open model: most users (concurrent iterations) the generator may use.
     pub max_users: Option<u32>,
+    /// Set in the report of one worker of a distributed run (`run --workers N --worker-index
+    /// I`): which share of the profile it ran. `name` stays the whole profile's name.
+    #[serde(default)]
+    pub worker: Option<WorkerShare>,
+    /// Set in a merged report: how many worker reports it combines.
+    #[serde(default)]
+    pub merged_workers: Option<u32>,
+}
+
+/// One worker's share of a distributed run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerShare {
+    /// 0-based, as `--worker-index` and `JOB_COMPLETION_INDEX` count.
+    pub index: u32,
+    /// How many workers share the profile.
+    pub workers: u32,
+}
+
+impl fmt::Display for WorkerShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "worker {} of {}", self.index + 1, self.workers)
+    }
+}
+
+impl ProfileSummary {
+    /// The share this report ran: the `worker` field, or — in reports written before it existed
+    /// — the `(worker I of N)` suffix such reports carried in the profile name.
+    pub fn worker_share(&self) -> Option<WorkerShare> {
+        self.worker.or_else(|| {
+            let inner = self.name.strip_suffix(')')?;
+            let (_, share) = inner.rsplit_once(" (worker ")?;
+            let (index, workers) = share.split_once(" of ")?;
+            let (index, workers) = (index.parse::<u32>().ok()?, workers.parse::<u32>().ok()?);
+            (index >= 1 && index <= workers).then(|| WorkerShare {
+                index: index - 1,
+                workers,
+            })
+        })
+    }
+
+    /// The whole profile's name, without an old report's `(worker I of N)` suffix.
+    pub fn whole_name(&self) -> &str {
+        match (self.worker, self.worker_share()) {
+            (None, Some(_)) => self
+                .name
+                .rsplit_once(" (worker ")
+                .map_or(self.name.as_str(), |(name, _)| name),
+            _ => &self.name,
+        }
+    }
 }
 
 /// Which load model a profile uses.

@@ -252,26 +252,43 @@ fn parse_objective(metric: ThresholdMetric, text: &str) -> Result<f64, String> {
             } else if let Some(d) = text.strip_suffix('s') {
                 (d, 1000.0)
             } else {
-                return Err("a latency needs a unit: ms, s or us".to_string());
+                return Err(format!(
+                    "`{text}` has no unit: a latency needs one, e.g. `{}<{text}ms` (ms, s or us)",
+                    metric.name()
+                ));
             };
             Ok(number(digits)? * factor)
         }
-        "ratio" => match text.strip_suffix('%') {
-            Some(percent) => Ok(number(percent)? / 100.0),
-            None => {
-                let ratio = number(text)?;
-                if ratio > 1.0 {
-                    Err("an error rate without % must be a fraction between 0 and 1".to_string())
-                } else {
-                    Ok(ratio)
-                }
+        // Like SLO objectives: a bare `5` could be 5 % or 500 %, so a ratio says which.
+        "ratio" => {
+            let ratio = if let Some(percent) = text.strip_suffix('%') {
+                number(percent)? / 100.0
+            } else if let Some(fraction) = text.strip_suffix("ratio") {
+                number(fraction)?
+            } else {
+                let hint = match number(text) {
+                    Ok(v) if v <= 1.0 => format!(
+                        "e.g. `{0}<{1}%` (or the fraction `{0}<{text}ratio`)",
+                        metric.name(),
+                        trim_number(v * 100.0)
+                    ),
+                    _ => format!("e.g. `{}<{text}%`", metric.name()),
+                };
+                return Err(format!(
+                    "`{text}` has no unit: an error rate is a percentage, {hint}"
+                ));
+            };
+            if ratio > 1.0 {
+                Err(format!("`{text}` is more than 100 %"))
+            } else {
+                Ok(ratio)
             }
-        },
+        }
         _ => number(text.strip_suffix("/s").unwrap_or(text)),
     }
 }
 
-fn trim_number(value: f64) -> String {
+pub(crate) fn trim_number(value: f64) -> String {
     let text = format!("{value:.3}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -388,7 +405,7 @@ mod tests {
                 0.05,
             ),
             (
-                "error_rate <= 0.01",
+                "error_rate <= 0.01 ratio",
                 ThresholdMetric::ErrorRate,
                 Comparison::LessOrEqual,
                 0.01,
@@ -418,10 +435,33 @@ mod tests {
 
     #[test]
     fn rejects_nonsense_with_a_reason() {
-        for text in ["p95 500ms", "p42<1s", "p95<500", "error_rate<7", "rps>-1"] {
+        for text in [
+            "p95 500ms",
+            "p42<1s",
+            "p95<500",
+            "error_rate<7",
+            "error_rate<0.05",
+            "error_rate<150%",
+            "rps>-1",
+        ] {
             let error = text.parse::<Threshold>().unwrap_err();
             assert!(error.to_string().contains(text), "{error}");
         }
+        let error = "p95<500".parse::<Threshold>().unwrap_err().to_string();
+        assert!(
+            error.contains("`500` has no unit: a latency needs one, e.g. `p95<500ms`"),
+            "{error}"
+        );
+        let error = "error_rate<0.05"
+            .parse::<Threshold>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("e.g. `error_rate<5%` (or the fraction `error_rate<0.05ratio`)"),
+            "{error}"
+        );
+        let error = "errors<5".parse::<Threshold>().unwrap_err().to_string();
+        assert!(error.contains("e.g. `error_rate<5%`"), "{error}");
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl CapacityPlan {
             thresholds: base.map(|p| p.thresholds.clone()).unwrap_or_default(),
             think_time: base.and_then(|p| p.think_time),
             request_timeout: base.map_or(DEFAULT_REQUEST_TIMEOUT, |p| p.request_timeout),
+            worker: None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub async fn check(set: &SloSet, ctx: &CheckContext) -> CheckOutcome {
         from: ctx.window.from,
         to: ctx.window.to,
         results,
+        partial_run: ctx.window.partial_run.clone(),
     }
 }
 

@@ -55,6 +55,10 @@ mod tests {
             comparison,
             value,
             warn,
+            written: (
+                crate::value::Written::Bare,
+                warn.map(|_| crate::value::Written::Bare),
+            ),
         }
     }
 

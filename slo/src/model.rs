@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::sources::SourceKind;
 use crate::validated::deserialize_validated;
-use crate::value::{Amount, HumanDuration, Unit};
+use crate::value::{Amount, Bound, BoundVisitor, HumanDuration, Unit, Written};
 
 /// A named set of SLOs, the content of one SLO file.
 #[derive(Clone, Debug, Deserialize)]
@@ -37,14 +37,12 @@ impl SloSet {
 }
 
 // Types whose rules are checked inside their own YAML node (see `crate::validated`).
-deserialize_validated!(Slo, map RawSlo);
 deserialize_validated!(Quantile, number);
 deserialize_validated!(MetricName, string);
 deserialize_validated!(Selector, string);
 deserialize_validated!(KafkaLagSli, map RawKafkaLagSli);
 deserialize_validated!(After, string);
 deserialize_validated!(ClientSli, map RawClientSli);
-deserialize_validated!(Objective, map RawObjective);
 
 /// The only layout version this build reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -127,16 +125,88 @@ impl Slo {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSlo {
     name: String,
-    #[serde(default)]
     description: Option<String>,
     sli: Sli,
     objective: Objective,
-    #[serde(default)]
     source: Option<SourceKind>,
+}
+
+/// The keys an SLO may have.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum SloField {
+    Name,
+    Description,
+    Sli,
+    Objective,
+    Source,
+}
+
+// Read key by key rather than derived: the objective's bounds must be written in the SLI's
+// unit, and when the `sli` key comes first (as in every example) the objective is read knowing
+// that unit, so a bound in the wrong unit is refused inside its own YAML node — the error then
+// carries the line and field path of `lt: 500` itself.
+impl<'de> Deserialize<'de> for Slo {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Slo;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an SLO: a map with `name`, `sli` and `objective`")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Slo, A::Error> {
+                use serde::de::Error as _;
+                let mut name: Option<String> = None;
+                let mut description: Option<Option<String>> = None;
+                let mut sli: Option<Sli> = None;
+                let mut objective: Option<Objective> = None;
+                let mut source: Option<Option<SourceKind>> = None;
+                let mut unit_checked = false;
+                let duplicate = |field: &'static str| Err(A::Error::duplicate_field(field));
+                while let Some(field) = map.next_key::<SloField>()? {
+                    match field {
+                        SloField::Name if name.is_some() => return duplicate("name"),
+                        SloField::Name => name = Some(map.next_value()?),
+                        SloField::Description if description.is_some() => {
+                            return duplicate("description");
+                        }
+                        SloField::Description => description = Some(map.next_value()?),
+                        SloField::Sli if sli.is_some() => return duplicate("sli"),
+                        SloField::Sli => sli = Some(map.next_value()?),
+                        SloField::Objective if objective.is_some() => {
+                            return duplicate("objective");
+                        }
+                        SloField::Objective => {
+                            let unit = sli.as_ref().map(Sli::unit);
+                            unit_checked = unit.is_some();
+                            objective = Some(map.next_value_seed(ObjectiveSeed { unit })?);
+                        }
+                        SloField::Source if source.is_some() => return duplicate("source"),
+                        SloField::Source => source = Some(map.next_value()?),
+                    }
+                }
+                let raw = RawSlo {
+                    name: name.ok_or_else(|| A::Error::missing_field("name"))?,
+                    description: description.flatten(),
+                    sli: sli.ok_or_else(|| A::Error::missing_field("sli"))?,
+                    objective: objective.ok_or_else(|| A::Error::missing_field("objective"))?,
+                    source: source.flatten(),
+                };
+                if !unit_checked {
+                    // `objective` came before `sli`: its node is gone, name the field instead.
+                    raw.objective
+                        .check_unit(raw.sli.unit())
+                        .map_err(|e| A::Error::custom(format!("in `objective`: {e}")))?;
+                }
+                Slo::try_from(raw).map_err(A::Error::custom)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 impl TryFrom<RawSlo> for Slo {
@@ -752,6 +822,8 @@ pub struct Objective {
     pub value: f64,
     /// Values between `warn` and `value` still pass the objective but are reported as `warn`.
     pub warn: Option<f64>,
+    /// How `value` and `warn` were written, to check them against the SLI's unit.
+    pub(crate) written: (Written, Option<Written>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -763,6 +835,16 @@ pub enum Comparison {
 }
 
 impl Comparison {
+    /// The key that writes it in an objective: `lt`, `lte`, `gt`, `gte`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Comparison::Lt => "lt",
+            Comparison::Lte => "lte",
+            Comparison::Gt => "gt",
+            Comparison::Gte => "gte",
+        }
+    }
+
     /// Whether `measured` satisfies `measured <op> bound`.
     pub fn holds(self, measured: f64, bound: f64) -> bool {
         match self {
@@ -789,6 +871,28 @@ impl Comparison {
 }
 
 impl Objective {
+    /// Whether the bounds are written in a unit an SLI measuring `unit` can be compared with
+    /// (see [`Unit::check_bound`]). SLO files are checked while they are read; this is for
+    /// objectives read apart from their SLI, such as a chaos experiment's halt bounds.
+    pub fn check_unit(&self, unit: Unit) -> Result<(), String> {
+        let (value_written, warn_written) = self.written;
+        let bounds = [
+            Some((self.comparison.key(), self.value, value_written)),
+            self.warn
+                .zip(warn_written)
+                .map(|(w, written)| ("warn", w, written)),
+        ];
+        for (field, value, written) in bounds.into_iter().flatten() {
+            let bound = Bound {
+                value,
+                written,
+                text: written.text(value),
+            };
+            unit.check_bound(field, &bound)?;
+        }
+        Ok(())
+    }
+
     /// The objective in words, e.g. `p95 latency < 500 ms (warn band 400 ms..500 ms)`.
     pub fn text(&self, quantity: &str, unit: Unit) -> String {
         let mut text = format!(
@@ -807,40 +911,92 @@ impl Objective {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawObjective {
-    #[serde(default)]
-    lt: Option<Amount>,
-    #[serde(default)]
-    lte: Option<Amount>,
-    #[serde(default)]
-    gt: Option<Amount>,
-    #[serde(default)]
-    gte: Option<Amount>,
-    #[serde(default)]
-    warn: Option<Amount>,
+    lt: Option<Bound>,
+    lte: Option<Bound>,
+    gt: Option<Bound>,
+    gte: Option<Bound>,
+    warn: Option<Bound>,
+}
+
+/// The keys an objective may have.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum ObjectiveField {
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    Warn,
+}
+
+/// Reads an objective; with `unit` (the SLI's), every bound must be written in that unit.
+struct ObjectiveSeed {
+    unit: Option<Unit>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ObjectiveSeed {
+    type Value = Objective;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Objective, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectiveSeed {
+    type Value = Objective;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an objective such as `{lt: 500ms, warn: 400ms}`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Objective, A::Error> {
+        use serde::de::Error as _;
+        let mut raw = RawObjective::default();
+        while let Some(field) = map.next_key::<ObjectiveField>()? {
+            let (slot, name) = match field {
+                ObjectiveField::Lt => (&mut raw.lt, "lt"),
+                ObjectiveField::Lte => (&mut raw.lte, "lte"),
+                ObjectiveField::Gt => (&mut raw.gt, "gt"),
+                ObjectiveField::Gte => (&mut raw.gte, "gte"),
+                ObjectiveField::Warn => (&mut raw.warn, "warn"),
+            };
+            if slot.is_some() {
+                return Err(A::Error::duplicate_field(name));
+            }
+            let check = self.unit.map(|unit| (unit, name));
+            *slot = Some(map.next_value_seed(BoundVisitor { check })?);
+        }
+        Objective::try_from(raw).map_err(A::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Objective {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::DeserializeSeed::deserialize(ObjectiveSeed { unit: None }, deserializer)
+    }
 }
 
 impl TryFrom<RawObjective> for Objective {
     type Error = String;
     fn try_from(raw: RawObjective) -> Result<Self, String> {
-        let given: Vec<(Comparison, f64)> = [
+        let given: Vec<(Comparison, Bound)> = [
             (Comparison::Lt, raw.lt),
             (Comparison::Lte, raw.lte),
             (Comparison::Gt, raw.gt),
             (Comparison::Gte, raw.gte),
         ]
         .into_iter()
-        .filter_map(|(c, v)| v.map(|v| (c, v.0)))
+        .filter_map(|(c, v)| v.map(|v| (c, v)))
         .collect();
-        let [(comparison, value)] = given[..] else {
+        let [(comparison, bound)] = &given[..] else {
             return Err(format!(
                 "give exactly one of `lt`, `lte`, `gt`, `gte` (got {})",
                 given.len()
             ));
         };
-        let warn = raw.warn.map(|w| w.0);
+        let (comparison, value) = (*comparison, bound.value);
+        let warn = raw.warn.as_ref().map(|w| w.value);
         if let Some(warn) = warn {
             // The band sits on the passing side: for `lt 500ms` a warning at 400 ms makes
             // sense, one at 600 ms would never be reached before the objective fails.
@@ -851,8 +1007,10 @@ impl TryFrom<RawObjective> for Objective {
             };
             if !on_passing_side {
                 return Err(format!(
-                    "`warn` ({warn}) must be on the passing side of the objective ({} {value})",
-                    comparison.symbol()
+                    "`warn` ({}) must be on the passing side of the objective ({} {})",
+                    raw.warn.as_ref().map_or(String::new(), |w| w.text.clone()),
+                    comparison.symbol(),
+                    bound.text
                 ));
             }
         }
@@ -860,6 +1018,7 @@ impl TryFrom<RawObjective> for Objective {
             comparison,
             value,
             warn,
+            written: (bound.written, raw.warn.map(|w| w.written)),
         })
     }
 }

@@ -44,6 +44,10 @@ pub struct CheckOutcome {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub results: Vec<Checked>,
+    /// Why the run judged was partial (interrupted, target down...), when it was: a partial
+    /// run fails the gate whatever its SLOs say — it did not run the load it was meant to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_run: Option<String>,
 }
 
 /// The decision of a gate over a whole check, in order of precedence.
@@ -74,11 +78,12 @@ impl CheckOutcome {
             .count()
     }
 
-    /// The gate decision: a failed SLO wins (a definite answer), then a configuration problem,
-    /// then an unreachable source, then unknowns for lack of data unless `allow_unknown`.
+    /// The gate decision: a partial run or a failed SLO wins (a definite answer), then a
+    /// configuration problem, then an unreachable source, then unknowns for lack of data unless
+    /// `allow_unknown`.
     pub fn gate(&self, allow_unknown: bool) -> Gate {
         let has = |problem: Problem| self.results.iter().any(|c| c.problem == Some(problem));
-        if self.count(SloStatus::Fail) > 0 {
+        if self.partial_run.is_some() || self.count(SloStatus::Fail) > 0 {
             Gate::Failed
         } else if has(Problem::Rejected) || has(Problem::NotConfigured) {
             Gate::Invalid
@@ -141,6 +146,7 @@ mod tests {
             from: DateTime::UNIX_EPOCH,
             to: DateTime::UNIX_EPOCH,
             results,
+            partial_run: None,
         }
     }
 
@@ -162,5 +168,16 @@ mod tests {
             outcome(vec![down(), bad(), fail()]).gate(true),
             Gate::Failed
         );
+    }
+
+    #[test]
+    fn a_partial_run_never_passes() {
+        let mut partial = outcome(vec![checked(SloStatus::Pass, None)]);
+        partial.partial_run = Some("interrupted (Ctrl-C)".into());
+        assert_eq!(partial.gate(true), Gate::Failed);
+        partial
+            .results
+            .push(checked(SloStatus::Unknown, Some(Problem::Unreachable)));
+        assert_eq!(partial.gate(true), Gate::Failed, "a definite answer wins");
     }
 }

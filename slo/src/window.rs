@@ -31,6 +31,9 @@ pub struct Window {
     pub step: Duration,
     /// Interval between samples of live sources.
     pub sample_every: Duration,
+    /// Set when the window is that of a run that did not complete its plan (a partial report):
+    /// why. Such a run never passes a gate, whatever its SLOs say.
+    pub partial_run: Option<String>,
 }
 
 impl Window {
@@ -54,6 +57,7 @@ impl Window {
             marks: Marks::default(),
             step: defaults.step,
             sample_every: defaults.sample_every,
+            partial_run: None,
         })
     }
 
@@ -74,6 +78,12 @@ impl Window {
             load_end: Some(report.ended_at),
             events: report.journal.clone(),
         };
+        window.partial_run = report.partial.then(|| {
+            report
+                .partial_reason
+                .clone()
+                .unwrap_or_else(|| "reason not recorded".to_string())
+        });
         Ok(window)
     }
 

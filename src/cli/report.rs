@@ -24,15 +24,20 @@ enum ReportCommand {
         report: PathBuf,
     },
     /// Compare a run with a baseline: p95/p99 and error rate (overall and per transaction) and
-    /// every SLO; exit 1 on a regression beyond --max-regression.
+    /// every SLO; exit 1 on a regression beyond --max-regression. Runs of different scenarios,
+    /// profiles or load models are refused (exit 2) unless --force.
     Diff {
         /// The new run's report.json.
         new: PathBuf,
         /// The baseline run's report.json.
         base: PathBuf,
-        /// Allowed change in the bad direction: a percentage (10%) or a fraction (0.1).
+        /// Allowed change in the bad direction, a percentage: 10%.
         #[arg(long, default_value = "10%")]
         max_regression: String,
+        /// Compare runs of different scenarios, profiles or load models anyway (with a warning
+        /// on stderr and in the output).
+        #[arg(long)]
+        force: bool,
     },
     /// Merge the reports of the workers of one distributed run (`run --workers N
     /// --worker-index I`) into one report: counts summed, histograms merged, percentiles,
@@ -59,10 +64,29 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             new,
             base,
             max_regression,
+            force,
         } => {
             let bound = diff::parse_bound(&max_regression)
                 .map_err(|e| exit::usage(format!("--max-regression: {e}")))?;
-            let comparison = diff::diff(&load(&new)?, &load(&base)?, bound);
+            let (current, baseline) = (load(&new)?, load(&base)?);
+            let mismatches = diff::mismatches(&current, &baseline);
+            if !mismatches.is_empty() {
+                let what = format!(
+                    "{} and {} are not runs of the same load: {}",
+                    new.display(),
+                    base.display(),
+                    mismatches.join("; ")
+                );
+                if !force {
+                    return Err(exit::usage(format!(
+                        "{what}. Compare runs of one scenario, profile and load model, or pass \
+                         --force to compare them anyway"
+                    )));
+                }
+                eprintln!("WARNING: {what}; comparing anyway (--force)");
+            }
+            let mut comparison = diff::diff(&current, &baseline, bound);
+            comparison.warnings = mismatches;
             print!("{}", comparison.to_markdown());
             Ok(if comparison.has_regressions() {
                 Exit::Failed
@@ -71,10 +95,19 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             })
         }
         ReportCommand::Merge { out, reports } => {
+            refuse_same_file_twice(&reports)?;
             let loaded = reports.iter().map(load).collect::<Result<Vec<_>>>()?;
-            let merged = reports::merge(&loaded).map_err(|e| match e.index() {
-                Some(i) => exit::usage(format!("{}: {e}", reports[i].display())),
-                None => exit::usage(e.to_string()),
+            let merged = reports::merge(&loaded).map_err(|e| {
+                let files = [e.index(), e.other_index()]
+                    .into_iter()
+                    .flatten()
+                    .map(|i| reports[i].display().to_string())
+                    .collect::<Vec<_>>();
+                match files.as_slice() {
+                    [] => exit::usage(e.to_string()),
+                    [file] => exit::usage(format!("{file}: {e}")),
+                    [file, other, ..] => exit::usage(format!("{file} (against {other}): {e}")),
+                }
             })?;
             super::run::write(&out, &merged, false)?;
             Ok(match merged.verdict {
@@ -83,6 +116,27 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             })
         }
     }
+}
+
+/// The same worker report given twice (under any spelling of its path) would count its
+/// requests twice.
+fn refuse_same_file_twice(paths: &[PathBuf]) -> Result<()> {
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for path in paths {
+        // A missing file is reported by `load`, with its own message.
+        let Ok(canonical) = std::fs::canonicalize(path) else {
+            continue;
+        };
+        if let Some((_, first)) = seen.iter().find(|(c, _)| *c == canonical) {
+            return Err(exit::usage(format!(
+                "{} and {} are the same file: each worker's report counts once",
+                first.display(),
+                path.display()
+            )));
+        }
+        seen.push((canonical, path));
+    }
+    Ok(())
 }
 
 fn load(path: &PathBuf) -> Result<Report> {

@@ -144,6 +144,12 @@ impl ReportView {
         if let Some(max_users) = profile.max_users {
             profile_text.push_str(&format!(", at most {max_users} users"));
         }
+        if let Some(share) = profile.worker {
+            profile_text.push_str(&format!(", {share}"));
+        }
+        if let Some(workers) = profile.merged_workers {
+            profile_text.push_str(&format!(", merged from {workers} workers"));
+        }
         profile_text.push(')');
         Self {
             verdict: report.verdict.to_string().to_uppercase(),

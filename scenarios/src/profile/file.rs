@@ -361,5 +361,6 @@ fn into_profile(
         request_timeout: file
             .request_timeout
             .map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0),
+        worker: None,
     })
 }

@@ -17,7 +17,7 @@ mod share;
 use std::path::Path;
 use std::time::Duration;
 
-use reports::{LoadModel, ProfileSummary, StageSummary, Threshold};
+use reports::{LoadModel, ProfileSummary, StageSummary, Threshold, WorkerShare};
 
 pub use arrivals::ArrivalSchedule;
 pub use builtin::builtin_names;
@@ -41,6 +41,8 @@ pub struct Profile {
     pub think_time: Option<ThinkTime>,
     /// How long one request (including its body) may take before it is a `timeout` error.
     pub request_timeout: Duration,
+    /// Set on one worker's share of the profile ([`Profile::share`]); `name` stays the whole's.
+    pub worker: Option<WorkerShare>,
 }
 
 /// The load model and its stages.
@@ -175,6 +177,8 @@ impl Profile {
             stages,
             start_rate,
             max_users,
+            worker: self.worker,
+            merged_workers: None,
         }
     }
 

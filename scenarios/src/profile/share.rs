@@ -2,6 +2,8 @@
 //! or several machines): every worker keeps the stage timings, so they ramp together, and the
 //! users or arrival rates are divided so the workers add up to exactly the whole profile.
 
+use reports::WorkerShare;
+
 use super::{Load, Profile, ProfileError};
 
 impl Profile {
@@ -50,7 +52,9 @@ impl Profile {
                 *max_users = split(*max_users, workers, index).max(1);
             }
         }
-        profile.name = format!("{} (worker {} of {workers})", self.name, index + 1);
+        // The name stays the whole profile's: reports of all workers name the same profile,
+        // and the share is recorded on its own (`ProfileSummary::worker`).
+        profile.worker = Some(WorkerShare { index, workers });
         Ok(profile)
     }
 
@@ -97,7 +101,16 @@ mod tests {
         // 20 users over 3 workers: 7, 7, 6.
         assert_eq!(users(&shares[0])[0], 7);
         assert_eq!(users(&shares[2])[0], 6);
-        assert_eq!(shares[1].name, "k6-baseline (worker 2 of 3)");
+        assert_eq!(shares[1].name, "k6-baseline", "the whole profile's name");
+        assert_eq!(
+            shares[1].worker,
+            Some(WorkerShare {
+                index: 1,
+                workers: 3
+            })
+        );
+        assert_eq!(shares[1].summary().worker, shares[1].worker);
+        assert_eq!(whole.summary().worker, None);
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub fn junit(outcome: &CheckOutcome, allow_unknown: bool) -> String {
         case.set_system_out(out);
         suite.add_test_case(case);
     }
+    if let Some(why) = &outcome.partial_run {
+        // As in a run report's junit.xml: the partial run is its own failing case.
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status
+            .set_message(format!("the run was partial: {why}"))
+            .set_type("partial");
+        let mut case = TestCase::new("run completed as planned", status);
+        case.set_classname(format!("shakedown.slo.{}", outcome.set));
+        suite.add_test_case(case);
+    }
     let mut report = Report::new(format!("shakedown slo {}", outcome.set));
     report.add_test_suite(suite);
     // Serializing in-memory XML only fails on I/O, which a String cannot have.

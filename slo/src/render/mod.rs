@@ -62,8 +62,13 @@ pub fn gate_line(outcome: &CheckOutcome, allow_unknown: bool) -> String {
         Gate::Invalid => "INVALID (configuration)",
         Gate::Unreachable => "UNREACHABLE (a source could not be reached)",
     };
+    let partial = outcome
+        .partial_run
+        .as_ref()
+        .map(|why| format!(" the run was partial ({why}), and a partial run never passes;"))
+        .unwrap_or_default();
     let mut line = format!(
-        "SLO gate {what}: {} pass, {} warn, {} fail, {} unknown",
+        "SLO gate {what}:{partial} {} pass, {} warn, {} fail, {} unknown",
         outcome.count(Pass),
         outcome.count(Warn),
         outcome.count(Fail),
@@ -72,7 +77,7 @@ pub fn gate_line(outcome: &CheckOutcome, allow_unknown: bool) -> String {
     let unknowns_decided = outcome.count(Unknown) > 0
         && match gate {
             Gate::Pass => true,
-            Gate::Failed => outcome.count(Fail) == 0,
+            Gate::Failed => outcome.count(Fail) == 0 && outcome.partial_run.is_none(),
             Gate::Invalid | Gate::Unreachable => false,
         };
     if unknowns_decided {
@@ -118,7 +123,26 @@ mod tests {
             from: DateTime::UNIX_EPOCH,
             to: DateTime::UNIX_EPOCH,
             results,
+            partial_run: None,
         }
+    }
+
+    #[test]
+    fn a_partial_run_fails_every_rendering_and_says_why() {
+        let mut o = outcome(vec![checked("a", SloStatus::Pass, None)]);
+        o.partial_run = Some("interrupted (Ctrl-C)".into());
+        let line = "SLO gate FAILED: the run was partial (interrupted (Ctrl-C)), and a partial run never passes; 1 pass, 0 warn, 0 fail, 0 unknown";
+        assert_eq!(gate_line(&o, true), line);
+        assert!(table(&o, true).contains(line));
+        assert!(markdown(&o, true).starts_with(&format!("## ❌ {line}")));
+        let junit = junit(&o, true);
+        assert!(
+            junit.contains("failures=\"1\"") && junit.contains("run completed as planned"),
+            "{junit}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&json(&o, true)).unwrap();
+        assert_eq!(json["gate"], "failed");
+        assert_eq!(json["partial_run"], "interrupted (Ctrl-C)");
     }
 
     #[test]

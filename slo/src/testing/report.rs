@@ -118,6 +118,8 @@ pub fn run_report(
             }],
             start_rate: None,
             max_users: None,
+            worker: None,
+            merged_workers: None,
         },
         started_at,
         ended_at: started_at + Duration::seconds(seconds as i64),
