@@ -239,3 +239,57 @@ fn kube_system_and_namespaces_outside_the_allowlist_are_refused_with_exit_2() {
         }
     }
 }
+
+#[test]
+fn a_local_dry_run_refuses_what_the_real_run_refuses_for_the_stack_it_would_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all-brokers.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: shakedown/v1\nkind: Experiment\nmetadata: {name: all-brokers}\ntarget: {local: {}}\nmethod:\n  - name: every broker\n    action: {broker-failure: {brokers: 3, duration: 10s}}\n",
+    )
+    .unwrap();
+    // The default stack has 3 brokers: the real run refuses "3 of 3", so the dry run does,
+    // through `chaos run` and `drill` alike, without starting anything.
+    for command in [&["chaos", "run"][..], &["drill"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+            .args(command)
+            .arg("--dry-run")
+            .arg(&path)
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(stderr.contains("3 of 3 brokers"), "{stderr}");
+        assert!(stderr.contains("method[0] `every broker`"), "{stderr}");
+        assert!(stderr.contains("--brokers 3"), "{stderr}");
+    }
+    // With `--brokers 4` the same experiment leaves one up: planned, with its brokers named.
+    let output = chaos_run(&["--dry-run", "--brokers", "4"], &path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("take down mock Kafka brokers [2, 3, 4]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("safety checks passed"), "{stdout}");
+    assert!(stdout.contains("deferred to the live target"), "{stdout}");
+}
+
+#[test]
+fn a_kube_dry_run_names_the_checks_deferred_to_the_cluster() {
+    let output = chaos_run(&["--dry-run"], &experiment("pod-kill-order.yaml"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("deferred to the live target"), "{stdout}");
+    assert!(
+        stdout.contains("matching pods at max_blast_radius_percent"),
+        "{stdout}"
+    );
+}
