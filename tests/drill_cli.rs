@@ -76,7 +76,9 @@ fn prometheus_on_path() -> bool {
 
 #[test]
 fn process_kill_of_order_during_checkout_recovers_without_losing_orders() {
-    let (code, stdout, report) = drill("local-process-kill-order.yaml", &[]);
+    // 10 users without think time: enough checkout traffic that the order service is busy
+    // when it dies, still a small load for the 2-core machine.
+    let (code, stdout, report) = drill("local-process-kill-order.yaml", &["--users", "10"]);
     assert_eq!(code, 0, "{stdout}");
     let kill = journal(&report, "chaos.process-kill");
     assert_eq!(kill.len(), 1);
@@ -91,6 +93,54 @@ fn process_kill_of_order_during_checkout_recovers_without_losing_orders() {
     assert!(stdout.contains("lost: 0 orders, 0 events"), "{stdout}");
     assert_eq!(slo(&report, "before: gateway-errors")["status"], "pass");
     assert_eq!(slo(&report, "after: gateway-errors")["status"], "pass");
+
+    // "During" is the kill through the recovery — not the calm before it.
+    let during = journal(&report, "chaos.steady-state.during");
+    assert_eq!(during.len(), 1, "{}", report["journal"]);
+    let (from, to) = (time(&during[0]["at"]), time(&during[0]["ended_at"]));
+    let killed = time(&kill[0]["at"]);
+    let recovered = killed + chrono::Duration::milliseconds((recovery * 1000.0) as i64);
+    assert!(
+        from <= killed && to >= recovered,
+        "during {from}..{to} must hold the kill at {killed} and the recovery at {recovered}"
+    );
+    assert!(
+        (killed - from).num_milliseconds() < 500,
+        "during starts at the kill, not at the method's start: {from} vs {killed}"
+    );
+    let after = journal(&report, "chaos.steady-state.after");
+    assert!(
+        time(&after[0]["at"]) >= to,
+        "after starts when the recovery is over"
+    );
+    assert!(
+        during[0]["detail"].as_str().unwrap().contains("window "),
+        "the journal says the window: {}",
+        during[0]
+    );
+    // What the client measured: the failed responses the kill caused (503 from the gateway)
+    // lie in the seconds of the during window (plus one for responses still in flight).
+    let started = time(&report["started_at"]);
+    let mut in_during = 0;
+    for slice in report["timeseries"].as_array().unwrap() {
+        let errors = slice["errors_by_kind"]["status"].as_u64().unwrap();
+        if errors == 0 {
+            continue;
+        }
+        let begins = started + chrono::Duration::seconds(slice["second"].as_i64().unwrap());
+        let ends = begins + chrono::Duration::seconds(1);
+        assert!(
+            ends > from && begins <= to + chrono::Duration::seconds(1),
+            "{errors} failed responses in {begins}..{ends}, outside the during window {from}..{to}"
+        );
+        in_during += errors;
+    }
+    eprintln!("failed responses in the during window: {in_during}");
+}
+
+fn time(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("{value}")))
+        .unwrap()
 }
 
 #[test]

@@ -110,7 +110,7 @@ pub fn pods_to_pick(action: &PodKill, matching: usize) -> usize {
 /// The fewest matching pods (or StatefulSet replicas) with which deleting `picked` of them is
 /// inside the blast radius: what a dry run says the live cluster must have.
 pub fn fewest_matching_for(picked: usize, max_percent: f64) -> usize {
-    if !(max_percent > 0.0) {
+    if max_percent.is_nan() || max_percent <= 0.0 {
         return usize::MAX;
     }
     let mut m = ((picked as f64) * 100.0 / max_percent)
