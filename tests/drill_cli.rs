@@ -76,7 +76,9 @@ fn prometheus_on_path() -> bool {
 
 #[test]
 fn process_kill_of_order_during_checkout_recovers_without_losing_orders() {
-    let (code, stdout, report) = drill("local-process-kill-order.yaml", &[]);
+    // 10 users without think time: enough checkout traffic that the order service is busy
+    // when it dies, still a small load for the 2-core machine.
+    let (code, stdout, report) = drill("local-process-kill-order.yaml", &["--users", "10"]);
     assert_eq!(code, 0, "{stdout}");
     let kill = journal(&report, "chaos.process-kill");
     assert_eq!(kill.len(), 1);
@@ -91,6 +93,54 @@ fn process_kill_of_order_during_checkout_recovers_without_losing_orders() {
     assert!(stdout.contains("lost: 0 orders, 0 events"), "{stdout}");
     assert_eq!(slo(&report, "before: gateway-errors")["status"], "pass");
     assert_eq!(slo(&report, "after: gateway-errors")["status"], "pass");
+
+    // "During" is the kill through the recovery — not the calm before it.
+    let during = journal(&report, "chaos.steady-state.during");
+    assert_eq!(during.len(), 1, "{}", report["journal"]);
+    let (from, to) = (time(&during[0]["at"]), time(&during[0]["ended_at"]));
+    let killed = time(&kill[0]["at"]);
+    let recovered = killed + chrono::Duration::milliseconds((recovery * 1000.0) as i64);
+    assert!(
+        from <= killed && to >= recovered,
+        "during {from}..{to} must hold the kill at {killed} and the recovery at {recovered}"
+    );
+    assert!(
+        (killed - from).num_milliseconds() < 500,
+        "during starts at the kill, not at the method's start: {from} vs {killed}"
+    );
+    let after = journal(&report, "chaos.steady-state.after");
+    assert!(
+        time(&after[0]["at"]) >= to,
+        "after starts when the recovery is over"
+    );
+    assert!(
+        during[0]["detail"].as_str().unwrap().contains("window "),
+        "the journal says the window: {}",
+        during[0]
+    );
+    // What the client measured: the failed responses the kill caused (503 from the gateway)
+    // lie in the seconds of the during window (plus one for responses still in flight).
+    let started = time(&report["started_at"]);
+    let mut in_during = 0;
+    for slice in report["timeseries"].as_array().unwrap() {
+        let errors = slice["errors_by_kind"]["status"].as_u64().unwrap();
+        if errors == 0 {
+            continue;
+        }
+        let begins = started + chrono::Duration::seconds(slice["second"].as_i64().unwrap());
+        let ends = begins + chrono::Duration::seconds(1);
+        assert!(
+            ends > from && begins <= to + chrono::Duration::seconds(1),
+            "{errors} failed responses in {begins}..{ends}, outside the during window {from}..{to}"
+        );
+        in_during += errors;
+    }
+    eprintln!("failed responses in the during window: {in_during}");
+}
+
+fn time(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("{value}")))
+        .unwrap()
 }
 
 #[test]
@@ -245,4 +295,58 @@ fn kube_system_and_namespaces_outside_the_allowlist_are_refused_with_exit_2() {
             assert!(stderr.contains("refused"), "{stderr}");
         }
     }
+}
+
+#[test]
+fn a_local_dry_run_refuses_what_the_real_run_refuses_for_the_stack_it_would_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all-brokers.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: shakedown/v1\nkind: Experiment\nmetadata: {name: all-brokers}\ntarget: {local: {}}\nmethod:\n  - name: every broker\n    action: {broker-failure: {brokers: 3, duration: 10s}}\n",
+    )
+    .unwrap();
+    // The default stack has 3 brokers: the real run refuses "3 of 3", so the dry run does,
+    // through `chaos run` and `drill` alike, without starting anything.
+    for command in [&["chaos", "run"][..], &["drill"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+            .args(command)
+            .arg("--dry-run")
+            .arg(&path)
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(stderr.contains("3 of 3 brokers"), "{stderr}");
+        assert!(stderr.contains("method[0] `every broker`"), "{stderr}");
+        assert!(stderr.contains("--brokers 3"), "{stderr}");
+    }
+    // With `--brokers 4` the same experiment leaves one up: planned, with its brokers named.
+    let output = chaos_run(&["--dry-run", "--brokers", "4"], &path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("take down mock Kafka brokers [2, 3, 4]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("safety checks passed"), "{stdout}");
+    assert!(stdout.contains("deferred to the live target"), "{stdout}");
+}
+
+#[test]
+fn a_kube_dry_run_names_the_checks_deferred_to_the_cluster() {
+    let output = chaos_run(&["--dry-run"], &experiment("pod-kill-order.yaml"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("deferred to the live target"), "{stdout}");
+    assert!(
+        stdout.contains("matching pods at max_blast_radius_percent"),
+        "{stdout}"
+    );
 }

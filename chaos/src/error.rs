@@ -28,4 +28,15 @@ impl ChaosError {
             ChaosError::Unreachable(_) => 3,
         }
     }
+
+    /// The same error, its message rewritten (e.g. to say which step or file it is about);
+    /// the kind, and so the exit code, stays.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> ChaosError {
+        match self {
+            ChaosError::Invalid(m) => ChaosError::Invalid(f(m)),
+            ChaosError::Refused(m) => ChaosError::Refused(f(m)),
+            ChaosError::Unreachable(m) => ChaosError::Unreachable(f(m)),
+            ChaosError::Failed(m) => ChaosError::Failed(f(m)),
+        }
+    }
 }

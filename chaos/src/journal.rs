@@ -20,6 +20,8 @@ pub enum Outcome {
     DryRun,
     /// Not run because a halt condition or Ctrl-C stopped the method first.
     Skipped,
+    /// A steady-state probe that could not say: SLOs without data, or a source unreachable.
+    Unknown,
 }
 
 impl Outcome {
@@ -29,6 +31,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::DryRun => "dry-run",
             Outcome::Skipped => "skipped",
+            Outcome::Unknown => "unknown",
         }
     }
 }
@@ -72,6 +75,29 @@ impl ActionRecord {
             affected,
             recovery: None,
             detail: None,
+        }
+    }
+
+    /// Whether this is a steady-state probe (`steady-state.before|during|after`), not an action.
+    pub fn is_probe(&self) -> bool {
+        self.action.starts_with("steady-state")
+    }
+
+    /// When the disruption of this action began and when it was over: from its start through
+    /// its recovery (an action returns once its target has recovered or its recovery timed
+    /// out, so that is its end). `None` for what did not run (skipped, dry run).
+    pub fn disruption(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        match self.outcome {
+            Outcome::Skipped | Outcome::DryRun => None,
+            _ => {
+                let end = self.ended_at.unwrap_or(self.started_at);
+                let recovered = self.recovery.and_then(|r| {
+                    chrono::Duration::from_std(r)
+                        .ok()
+                        .map(|r| self.started_at + r)
+                });
+                Some((self.started_at, end.max(recovered.unwrap_or(end))))
+            }
         }
     }
 

@@ -6,6 +6,7 @@ use slo::CheckOutcome;
 
 use crate::error::ChaosError;
 use crate::journal::{ActionRecord, Outcome};
+use crate::steady::PhaseVerdict;
 
 #[derive(Debug, Default)]
 pub struct ExperimentOutcome {
@@ -34,14 +35,15 @@ impl ExperimentOutcome {
             reasons.push("interrupted before the experiment was over".into());
         }
         for (phase, checked) in [("before", &self.before), ("after", &self.after)] {
-            if let Some(c) = checked
-                && c.gate(self.allow_unknown) != slo::Gate::Pass
-            {
-                reasons.push(format!("the steady state does not hold {phase} the method"));
+            if let Some(c) = checked {
+                let verdict = PhaseVerdict::of(c, self.allow_unknown);
+                if !verdict.passes() {
+                    reasons.push(format!("steady state {phase} the method: {verdict}"));
+                }
             }
         }
         for record in &self.journal {
-            if record.outcome == Outcome::Failed && !record.action.starts_with("steady-state") {
+            if record.outcome == Outcome::Failed && !record.is_probe() {
                 reasons.push(format!(
                     "{} {} failed: {}",
                     record.action,
@@ -105,6 +107,15 @@ impl ExperimentOutcome {
         phase("during", &self.during, false);
         phase("after", &self.after, true);
         let failures = self.failures();
+        // Unknowns let through by allow_unknown are said, never folded into "holds".
+        let allowed_unknowns: Vec<String> = [("before", &self.before), ("after", &self.after)]
+            .into_iter()
+            .filter_map(|(phase, checked)| {
+                let verdict = PhaseVerdict::of(checked.as_ref()?, self.allow_unknown);
+                matches!(verdict, PhaseVerdict::Unknown { allowed: true, .. })
+                    .then(|| format!("steady state {phase}: {verdict}"))
+            })
+            .collect();
         let recoveries: Vec<String> = self
             .journal
             .iter()
@@ -128,12 +139,16 @@ impl ExperimentOutcome {
             },
             measured: None,
             unit: None,
-            objective: "steady state holds before and after, no halt, every action recovers".into(),
+            objective: "steady state holds before and after (unknown only if allowed), no halt, every action recovers".into(),
             source: "chaos".into(),
             query: None,
             window: None,
             message: Some(if failures.is_empty() {
-                recoveries.join("; ")
+                allowed_unknowns
+                    .into_iter()
+                    .chain(recoveries)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             } else {
                 failures.join("; ")
             }),

@@ -1,11 +1,12 @@
 //! The method as a timeline: each step's occurrences (`at`, `repeat_every`, `count`) expanded
-//! and ordered, how long the whole method lasts, and the dry run — the exact plan printed,
-//! nothing sent.
+//! and ordered, how long the whole method lasts, and the dry run — the same safety checks as a
+//! real run (through [`Preflight`]), the exact plan printed, nothing started or sent.
 
 use std::time::Duration;
 
 use chrono::Utc;
 
+use crate::error::ChaosError;
 use crate::journal::{ActionRecord, Outcome};
 use crate::model::{ActionSpec, Experiment, Step};
 
@@ -60,14 +61,73 @@ pub fn total(experiment: &Experiment) -> Duration {
     before + span(&experiment.method) + after
 }
 
-/// The dry run: the plan as lines, and the journal records (`dry-run`) the report shows.
-/// `describe` gives the exact requests or steps of one action on the experiment's target.
-pub fn dry_run(
-    experiment: &Experiment,
-    describe: &dyn Fn(&ActionSpec) -> Vec<String>,
-) -> (Vec<String>, Vec<ActionRecord>) {
+/// An action as the dry run checked it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checked {
+    /// The exact requests or steps, in order.
+    pub steps: Vec<String>,
+    /// Safety rules evaluated now, and what they decided.
+    pub passed: Vec<String>,
+    /// What only the live target can answer (e.g. how many pods match a selector); the real
+    /// run checks it when the action runs.
+    pub deferred: Vec<String>,
+}
+
+/// A target as the dry run sees it. `check` must run the very functions the real run binds
+/// actions with, so a dry run refuses (exit 2) exactly what the real run refuses — local:
+/// [`crate::local::resolve`] against the stack's planned shape; kube:
+/// [`crate::kube_actions::bind`] on an offline target.
+pub trait Preflight {
+    /// The target's own rules that were checked (allowlist, blast radius, brokers...).
+    fn target(&self) -> Vec<String>;
+    /// Checks `spec` as binding would and describes it; `Err` is the real run's refusal.
+    fn check(&self, spec: &ActionSpec) -> Result<Checked, ChaosError>;
+}
+
+/// What a dry run prints and journals.
+#[derive(Clone, Debug, Default)]
+pub struct DryRun {
+    pub lines: Vec<String>,
+    /// One `dry-run` record per planned occurrence and rollback.
+    pub records: Vec<ActionRecord>,
+    /// Every deferred check, by step: what a live target still has to answer.
+    pub deferred: Vec<String>,
+}
+
+/// The dry run: every method step and rollback through `target`'s checks (the first refusal
+/// is returned, naming the file and step, with the kind — and exit code — the real run would
+/// have), then the plan as lines and `dry-run` journal records. Nothing is started or sent.
+pub fn dry_run(experiment: &Experiment, target: &dyn Preflight) -> Result<DryRun, ChaosError> {
+    let check = |what: String, spec: &ActionSpec| {
+        target
+            .check(spec)
+            .map_err(|e| e.map_message(|m| format!("{}: {what}: {m}", experiment.path.display())))
+    };
+    let method: Vec<Checked> = experiment
+        .method
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            check(
+                format!("method[{i}] `{}` ({})", step.name, step.action.kind()),
+                &step.action,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let rollbacks: Vec<Checked> = experiment
+        .rollbacks
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            check(
+                format!("rollbacks[{i}] `{}` ({})", r.name, r.action.kind()),
+                &r.action,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+
     let mut lines = vec![format!(
-        "experiment {} on target {} (dry run: nothing is sent)",
+        "experiment {} on target {} (dry run: nothing is started or sent)",
         experiment.metadata.name,
         experiment.target.name()
     )];
@@ -102,7 +162,7 @@ pub fn dry_run(
     };
     for planned in timeline(&experiment.method) {
         let step = &experiment.method[planned.step];
-        let steps = describe(&step.action);
+        let steps = &method[planned.step].steps;
         lines.push(format!(
             "t+{} {} ({}):",
             humantime::format_duration(planned.offset),
@@ -110,23 +170,69 @@ pub fn dry_run(
             step.action.kind()
         ));
         lines.extend(steps.iter().map(|s| format!("    {s}")));
-        records.push(record(step.action.kind(), &planned.name, &steps));
+        records.push(record(step.action.kind(), &planned.name, steps));
     }
-    for rollback in &experiment.rollbacks {
-        let steps = describe(&rollback.action);
+    if experiment.steady_state.is_some() {
+        lines.push(
+            "steady state during: judged from the first action's start through the last recovery"
+                .into(),
+        );
+    }
+    for (rollback, checked) in experiment.rollbacks.iter().zip(&rollbacks) {
         lines.push(format!(
             "rollback {} ({}), always:",
             rollback.name,
             rollback.action.kind()
         ));
-        lines.extend(steps.iter().map(|s| format!("    {s}")));
-        records.push(record(rollback.action.kind(), &rollback.name, &steps));
+        lines.extend(checked.steps.iter().map(|s| format!("    {s}")));
+        records.push(record(
+            rollback.action.kind(),
+            &rollback.name,
+            &checked.steps,
+        ));
     }
     if let Some(s) = &experiment.steady_state {
         lines.push(format!(
-            "steady state: check again for {} after the rollbacks",
+            "steady state after: check again for {}, from the end of the last recovery and the rollbacks",
             humantime::format_duration(s.after)
         ));
     }
-    (lines, records)
+
+    lines.push("safety checks passed (the same rules a real run applies):".into());
+    lines.extend(target.target().into_iter().map(|l| format!("    {l}")));
+    let named = experiment
+        .method
+        .iter()
+        .map(|s| &s.name)
+        .zip(&method)
+        .chain(experiment.rollbacks.iter().map(|r| &r.name).zip(&rollbacks));
+    let mut deferred = Vec::new();
+    for (name, checked) in named {
+        lines.extend(checked.passed.iter().map(|p| format!("    {name}: {p}")));
+        deferred.extend(checked.deferred.iter().map(|d| format!("{name}: {d}")));
+    }
+    if let Some(s) = &experiment.steady_state {
+        deferred.push(format!(
+            "steady state: the sources of [{}] answer with data (unknown fails the run unless allow_unknown)",
+            s.set
+                .source_kinds()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if deferred.is_empty() {
+        lines.push("deferred to the live target: nothing".into());
+    } else {
+        lines.push(
+            "deferred to the live target (checked by the real run when it gets there):".into(),
+        );
+        lines.extend(deferred.iter().map(|d| format!("    {d}")));
+    }
+    Ok(DryRun {
+        lines,
+        records,
+        deferred,
+    })
 }

@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +20,7 @@ use crate::journal::{ActionRecord, Outcome};
 use crate::model::Experiment;
 use crate::outcome::ExperimentOutcome;
 use crate::plan::{Planned, timeline};
-use crate::steady::{Hypothesis, holds};
+use crate::steady::{Hypothesis, PhaseVerdict};
 
 /// An experiment's actions, bound to their target.
 pub struct Bound<'a> {
@@ -33,6 +33,17 @@ pub struct Bound<'a> {
 /// Runs `experiment`. `cancel` is Ctrl-C (or the end of the drill's load): the method stops,
 /// rollbacks still run, the "after" check is skipped. `say` gets one line per step, for the
 /// operator watching.
+///
+/// The three windows the hypothesis is judged over:
+/// - *before*: `steady_state.before` long, ending when the method starts;
+/// - *during*: from the start of the first action that ran through the end of the last one's
+///   recovery (an action returns once its target has recovered, or its recovery timed out; an
+///   action that lasts, such as brokers down for 10 s, returns after its duration and then its
+///   recovery) — so the disruption and the way back are judged, not the calm before;
+/// - *after*: `steady_state.after` long, starting when the last recovery has ended and the
+///   rollbacks are done.
+///
+/// Each window is a `steady-state.<phase>` journal record whose start and end are the window.
 pub async fn run(
     experiment: &Experiment,
     bound: Bound<'_>,
@@ -45,6 +56,7 @@ pub async fn run(
         allow_unknown: hypothesis.is_some_and(|h| h.allow_unknown()),
         ..ExperimentOutcome::default()
     };
+    let allow_unknown = outcome.allow_unknown;
     let steady = experiment.steady_state.as_ref();
 
     // Before.
@@ -63,19 +75,20 @@ pub async fn run(
         };
         match checked {
             Some(checked) => {
-                let ok = holds(&checked, outcome.allow_unknown);
+                let verdict = PhaseVerdict::of(&checked, allow_unknown);
                 outcome
                     .journal
-                    .push(probe("steady-state.before", &checked, ok));
+                    .push(probe("steady-state.before", (from, to), &checked, verdict));
                 say(format!(
-                    "steady state before: {}",
-                    if ok {
-                        "holds"
+                    "steady state before ({}): {verdict}{}",
+                    window_text(from, to),
+                    if verdict.passes() {
+                        ""
                     } else {
-                        "does NOT hold; the method is skipped"
+                        "; the method is skipped"
                     }
                 ));
-                run_method = ok;
+                run_method = verdict.passes();
                 outcome.before = Some(checked);
             }
             None => {
@@ -85,13 +98,13 @@ pub async fn run(
         }
     }
 
-    // Method, with the halt watch and the "during" check beside it.
+    // Method, with the halt watch beside it.
     let plan = timeline(&experiment.method);
     let method_cancel = cancel.child_token();
-    let method_start = Utc::now();
     let halted = Mutex::new(None::<String>);
+    let mut during_window = None;
     if run_method {
-        let span = crate::plan::span(&experiment.method);
+        let method_start = Utc::now();
         let actions = run_timeline(&plan, &bound.method, &method_cancel, say);
         let halt_watch = async {
             let Some(h) = hypothesis else {
@@ -111,35 +124,17 @@ pub async fn run(
             records = actions => records,
             _ = halt_watch => unreachable!("the halt watch never ends on its own"),
         };
+        let method_end = Utc::now();
+        during_window = Some(disruption_window(
+            records.iter().map(|(r, _)| r),
+            (method_start, method_end),
+        ));
         outcome
             .journal
             .extend(records.iter().map(|(r, _)| r.clone()));
         outcome
             .errors
             .extend(records.into_iter().filter_map(|(_, e)| e));
-        let method_end = Utc::now();
-        if let (Some(h), Some(_)) = (hypothesis, steady) {
-            // Judged over what actually happened (the method may have stopped early), so
-            // Prometheus answers from its history; live sources have nothing left to sample.
-            let events: Vec<_> = outcome
-                .journal
-                .iter()
-                .map(ActionRecord::to_journal_event)
-                .collect();
-            let planned_end = method_start + chrono::Duration::from_std(span).unwrap_or_default();
-            let checked = h
-                .check(
-                    method_start,
-                    method_end.min(planned_end).max(method_start),
-                    &events,
-                )
-                .await;
-            let ok = holds(&checked, outcome.allow_unknown);
-            outcome
-                .journal
-                .push(probe("steady-state.during", &checked, ok));
-            outcome.during = Some(checked);
-        }
     } else {
         for (planned, action) in plan.iter().map(|p| (p, &bound.method[p.step])) {
             outcome
@@ -152,54 +147,118 @@ pub async fn run(
         outcome.interrupted = true;
     }
 
-    // Rollbacks: always, with their own token — they must not be cancelled by what stopped
-    // the method.
-    let rollback_cancel = CancellationToken::new();
-    for action in &bound.rollbacks {
-        say(format!("rollback: {} {}", action.kind(), action.target()));
-        let (record, error) = execute(action.as_ref(), &rollback_cancel).await;
-        outcome.journal.push(record);
-        outcome.errors.extend(error);
-    }
-
-    // After.
-    if let (Some(h), Some(s)) = (hypothesis, steady)
-        && run_method
-        && !outcome.interrupted
-    {
-        say(format!(
-            "steady state after: observing for {}",
-            humantime::format_duration(s.after)
-        ));
-        let events: Vec<_> = outcome
-            .journal
-            .iter()
-            .map(ActionRecord::to_journal_event)
-            .collect();
-        let from = Utc::now();
-        let to = from + chrono::Duration::from_std(s.after).unwrap_or_default();
-        let checked = tokio::select! {
-            checked = h.check(from, to, &events) => Some(checked),
-            _ = cancel.cancelled() => None,
+    // During: judged over what actually happened (the method may have stopped early), from
+    // Prometheus's history once its data for the window is in — meanwhile the rollbacks run
+    // and the "after" window is observed. Live sources have nothing left to sample.
+    let method_events: Vec<_> = outcome
+        .journal
+        .iter()
+        .map(ActionRecord::to_journal_event)
+        .collect();
+    let during = async {
+        let (Some(h), Some(_), Some((from, to))) = (hypothesis, steady, during_window) else {
+            return None;
         };
-        match checked {
-            Some(checked) => {
-                let ok = holds(&checked, outcome.allow_unknown);
-                say(format!(
-                    "steady state after: {}",
-                    if ok { "holds" } else { "does NOT hold" }
-                ));
-                outcome
-                    .journal
-                    .push(probe("steady-state.after", &checked, ok));
-                outcome.after = Some(checked);
-            }
-            None => outcome.interrupted = true,
+        let complete = to + chrono::Duration::from_std(h.settle()).unwrap_or_default();
+        if let Ok(wait) = (complete - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
         }
+        let checked = h.check(from, to, &method_events).await;
+        Some(((from, to), checked))
+    };
+
+    // Rollbacks: always, with their own token — they must not be cancelled by what stopped
+    // the method. Then after.
+    let interrupted = outcome.interrupted;
+    let rollbacks_then_after = async {
+        let mut records = Vec::new();
+        let mut errors = Vec::new();
+        let rollback_cancel = CancellationToken::new();
+        for action in &bound.rollbacks {
+            say(format!("rollback: {} {}", action.kind(), action.target()));
+            let (record, error) = execute(action.as_ref(), &rollback_cancel).await;
+            records.push(record);
+            errors.extend(error);
+        }
+        let mut after = None;
+        if let (Some(h), Some(s)) = (hypothesis, steady)
+            && run_method
+            && !interrupted
+        {
+            let events: Vec<_> = method_events
+                .iter()
+                .cloned()
+                .chain(records.iter().map(ActionRecord::to_journal_event))
+                .collect();
+            // The last recovery is over (actions return after it) and the rollbacks are done.
+            let from = during_window.map_or(Utc::now(), |(_, to)| to.max(Utc::now()));
+            let to = from + chrono::Duration::from_std(s.after).unwrap_or_default();
+            say(format!(
+                "steady state after: observing {} ({})",
+                humantime::format_duration(s.after),
+                window_text(from, to)
+            ));
+            let checked = tokio::select! {
+                checked = h.check(from, to, &events) => Some(checked),
+                _ = cancel.cancelled() => None,
+            };
+            after = Some(checked.map(|c| ((from, to), c)));
+        }
+        (records, errors, after)
+    };
+    let (during, (rollback_records, rollback_errors, after)) =
+        tokio::join!(during, rollbacks_then_after);
+
+    if let Some((window, checked)) = during {
+        let verdict = PhaseVerdict::of(&checked, allow_unknown);
+        say(format!(
+            "steady state during ({}): {verdict} (informational)",
+            window_text(window.0, window.1)
+        ));
+        outcome
+            .journal
+            .push(probe("steady-state.during", window, &checked, verdict));
+        outcome.during = Some(checked);
+    }
+    outcome.journal.extend(rollback_records);
+    outcome.errors.extend(rollback_errors);
+    match after {
+        Some(Some((window, checked))) => {
+            let verdict = PhaseVerdict::of(&checked, allow_unknown);
+            say(format!("steady state after: {verdict}"));
+            outcome
+                .journal
+                .push(probe("steady-state.after", window, &checked, verdict));
+            outcome.after = Some(checked);
+        }
+        Some(None) => outcome.interrupted = true,
+        None => {}
     }
     // Concurrent actions end out of order; the journal reads in the order things started.
     outcome.journal.sort_by_key(|r| r.started_at);
     outcome
+}
+
+/// The "during" window: from the start of the first action that ran through the end of the
+/// last disruption (start through recovery). When nothing ran (halted or interrupted before
+/// the first action), the method's own span.
+pub fn disruption_window<'r>(
+    records: impl Iterator<Item = &'r ActionRecord>,
+    method: (DateTime<Utc>, DateTime<Utc>),
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    records
+        .filter_map(ActionRecord::disruption)
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+        .unwrap_or(method)
+}
+
+fn window_text(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    format!(
+        "{} to {}, {:.1} s",
+        from.format("%H:%M:%S%.3f"),
+        to.format("%H:%M:%S%.3f"),
+        (to - from).num_milliseconds() as f64 / 1000.0
+    )
 }
 
 /// Runs every planned occurrence at its offset, concurrently (a pod kill may happen while
@@ -290,8 +349,14 @@ fn skipped(action: &dyn Action, planned: &Planned, why: &str) -> ActionRecord {
     }
 }
 
-/// A steady-state check as a journal record.
-fn probe(name: &str, checked: &slo::CheckOutcome, ok: bool) -> ActionRecord {
+/// A steady-state check as a journal record: its start and end are the phase's window; the
+/// detail says the window, the whole seconds the SLO engine judged, and each SLO's status.
+fn probe(
+    name: &str,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    checked: &slo::CheckOutcome,
+    verdict: PhaseVerdict,
+) -> ActionRecord {
     let verdicts: Vec<String> = checked
         .results
         .iter()
@@ -300,11 +365,17 @@ fn probe(name: &str, checked: &slo::CheckOutcome, ok: bool) -> ActionRecord {
     ActionRecord {
         action: name.to_string(),
         target: checked.set.clone(),
-        started_at: checked.from,
-        ended_at: Some(checked.to),
-        outcome: if ok { Outcome::Ok } else { Outcome::Failed },
+        started_at: window.0,
+        ended_at: Some(window.1),
+        outcome: verdict.outcome(),
         affected: Vec::new(),
         recovery: None,
-        detail: Some(verdicts.join(", ")),
+        detail: Some(format!(
+            "window {} (judged over {} to {}): {verdict}; {}",
+            window_text(window.0, window.1),
+            checked.from.format("%H:%M:%S"),
+            checked.to.format("%H:%M:%S"),
+            verdicts.join(", ")
+        )),
     }
 }

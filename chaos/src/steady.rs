@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use reports::JournalEvent;
-use slo::{CheckContext, CheckOutcome, Gate, Marks, SloSet, SloStatus, Sources, Window};
+use slo::{
+    CheckContext, CheckOutcome, Gate, Marks, SloSet, SloStatus, SourceKind, Sources, Window,
+};
 
 use crate::model::{HaltCondition, Safety, SteadyState};
 
@@ -27,7 +29,17 @@ pub trait Hypothesis: Send + Sync {
 
     /// Whether SLOs without data pass.
     fn allow_unknown(&self) -> bool;
+
+    /// How long after a window's end its data is complete: the "during" check waits this long
+    /// (beside the rollbacks and the "after" check, so nothing else is delayed).
+    fn settle(&self) -> Duration {
+        Duration::ZERO
+    }
 }
+
+/// Prometheus has the last samples of a window one scrape after its end: the embedded stack
+/// scrapes every second, so two seconds leave a scrape and a margin.
+const PROMETHEUS_SETTLE: Duration = Duration::from_secs(2);
 
 /// The hypothesis of an experiment file, judged with the SLO engine.
 pub struct SloHypothesis {
@@ -80,8 +92,7 @@ impl Hypothesis for SloHypothesis {
         journal: &'a [JournalEvent],
     ) -> BoxFuture<'a, CheckOutcome> {
         async move {
-            // Whole seconds, at least one: the SLO engine's windows are whole seconds.
-            let to = to.max(from + chrono::Duration::seconds(1));
+            let to = whole_seconds_end(to).max(from + chrono::Duration::seconds(1));
             let window = Window::new(from, to, &self.set.defaults)
                 .expect("a window of at least one second")
                 .with_marks(Marks {
@@ -116,6 +127,25 @@ impl Hypothesis for SloHypothesis {
     fn allow_unknown(&self) -> bool {
         self.allow_unknown
     }
+
+    fn settle(&self) -> Duration {
+        if self.set.source_kinds().contains(&SourceKind::Prometheus) {
+            PROMETHEUS_SETTLE
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// The SLO engine's windows are whole seconds and it truncates both ends: the end is rounded up
+/// first, so the last fraction of a second (a recovery that ends at .8 s) stays inside.
+fn whole_seconds_end(to: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    if to.timestamp_subsec_nanos() > 0 {
+        to.trunc_subsecs(0) + chrono::Duration::seconds(1)
+    } else {
+        to
+    }
 }
 
 /// Why a halt check stops the method: the failed SLOs with what was measured. Unknown (no
@@ -145,7 +175,94 @@ pub fn halt_reason(outcome: &CheckOutcome) -> Option<String> {
     (!failed.is_empty()).then(|| format!("halted: {}", failed.join("; ")))
 }
 
-/// Whether a phase's outcome holds the hypothesis.
-pub fn holds(outcome: &CheckOutcome, allow_unknown: bool) -> bool {
-    outcome.gate(allow_unknown) == Gate::Pass
+/// What one phase's check (before, during or after) says about the hypothesis. `unknown` is
+/// its own answer, never "holds": with `allow_unknown` it passes the gate, and is still
+/// printed and reported as unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseVerdict {
+    /// Every SLO passed (or warned).
+    Holds,
+    /// `count` SLOs had no data (the others passed); `allowed` when `allow_unknown` is set.
+    Unknown { count: usize, allowed: bool },
+    /// An SLO failed.
+    Fails,
+    /// An SLO source could not be reached: nothing was checked (never allowed).
+    Unreachable,
+    /// An SLO cannot be judged as written (rejected query, source not configured).
+    Invalid,
+}
+
+impl PhaseVerdict {
+    /// Judges a phase's check with the gate rules of the SLO engine (a failure wins, then a
+    /// configuration problem, then an unreachable source, then missing data).
+    pub fn of(outcome: &CheckOutcome, allow_unknown: bool) -> PhaseVerdict {
+        let unknown = outcome.count(SloStatus::Unknown);
+        match outcome.gate(allow_unknown) {
+            Gate::Failed if outcome.count(SloStatus::Fail) > 0 => PhaseVerdict::Fails,
+            Gate::Failed => PhaseVerdict::Unknown {
+                count: unknown,
+                allowed: false,
+            },
+            Gate::Invalid => PhaseVerdict::Invalid,
+            Gate::Unreachable => PhaseVerdict::Unreachable,
+            Gate::Pass if unknown > 0 => PhaseVerdict::Unknown {
+                count: unknown,
+                allowed: true,
+            },
+            Gate::Pass => PhaseVerdict::Holds,
+        }
+    }
+
+    /// Whether the phase passes the gate: it holds, or its unknowns are explicitly allowed.
+    pub fn passes(self) -> bool {
+        matches!(
+            self,
+            PhaseVerdict::Holds | PhaseVerdict::Unknown { allowed: true, .. }
+        )
+    }
+
+    /// The journal outcome of the phase's probe.
+    pub fn outcome(self) -> crate::journal::Outcome {
+        use crate::journal::Outcome;
+        match self {
+            PhaseVerdict::Holds => Outcome::Ok,
+            PhaseVerdict::Fails => Outcome::Failed,
+            PhaseVerdict::Unknown { .. } | PhaseVerdict::Unreachable | PhaseVerdict::Invalid => {
+                Outcome::Unknown
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PhaseVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PhaseVerdict::Holds => write!(f, "holds"),
+            PhaseVerdict::Unknown {
+                count,
+                allowed: true,
+            } => write!(
+                f,
+                "unknown ({count} SLO(s) without data; accepted because allow_unknown is set)"
+            ),
+            PhaseVerdict::Unknown {
+                count,
+                allowed: false,
+            } => write!(
+                f,
+                "unknown ({count} SLO(s) without data), so it does NOT hold (allow_unknown is off)"
+            ),
+            PhaseVerdict::Fails => write!(f, "does NOT hold"),
+            PhaseVerdict::Unreachable => {
+                write!(
+                    f,
+                    "unknown (an SLO source is unreachable), so it does NOT hold"
+                )
+            }
+            PhaseVerdict::Invalid => write!(
+                f,
+                "unknown (an SLO cannot be judged: rejected query or source not configured), so it does NOT hold"
+            ),
+        }
+    }
 }

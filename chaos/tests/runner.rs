@@ -54,11 +54,29 @@ impl Action for Fake {
     }
 }
 
-/// Holds before and after; halts once `halt_after` has passed (if set).
+/// Holds before and after; halts once `halt_after` has passed (if set). Answers the n-th check
+/// (0 before, 1 during, 2 after) with `statuses[n]` (pass when not given), and remembers every
+/// window it was asked about.
 struct FakeHypothesis {
     start: Instant,
     halt_after: Option<Duration>,
     checks: Mutex<usize>,
+    statuses: Vec<SloStatus>,
+    allow_unknown: bool,
+    windows: Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>,
+}
+
+impl FakeHypothesis {
+    fn new(start: Instant, halt_after: Option<Duration>) -> FakeHypothesis {
+        FakeHypothesis {
+            start,
+            halt_after,
+            checks: Mutex::new(0),
+            statuses: Vec::new(),
+            allow_unknown: false,
+            windows: Mutex::default(),
+        }
+    }
 }
 
 fn outcome(status: SloStatus, from: DateTime<Utc>, to: DateTime<Utc>) -> CheckOutcome {
@@ -94,13 +112,19 @@ impl Hypothesis for FakeHypothesis {
         to: DateTime<Utc>,
         _journal: &'a [JournalEvent],
     ) -> BoxFuture<'a, CheckOutcome> {
-        *self.checks.lock().unwrap() += 1;
+        let n = {
+            let mut checks = self.checks.lock().unwrap();
+            *checks += 1;
+            *checks - 1
+        };
+        self.windows.lock().unwrap().push((from, to));
+        let status = self.statuses.get(n).copied().unwrap_or(SloStatus::Pass);
         // Like the real one: the answer comes when the window is over.
         async move {
             if let Ok(left) = (to - Utc::now()).to_std() {
                 tokio::time::sleep(left).await;
             }
-            outcome(SloStatus::Pass, from, to)
+            outcome(status, from, to)
         }
         .boxed()
     }
@@ -111,7 +135,7 @@ impl Hypothesis for FakeHypothesis {
         async move { halt.then(|| "halted: p95 = 0.9 s breaks < 0.6 s".to_string()) }.boxed()
     }
     fn allow_unknown(&self) -> bool {
-        false
+        self.allow_unknown
     }
 }
 
@@ -151,11 +175,7 @@ fn quiet(_: String) {}
 async fn the_timeline_runs_every_occurrence_then_the_rollbacks() {
     let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
     let setup = Setup::new();
-    let hypothesis = FakeHypothesis {
-        start: setup.start,
-        halt_after: None,
-        checks: Mutex::new(0),
-    };
+    let hypothesis = FakeHypothesis::new(setup.start, None);
     let out = run(
         &experiment,
         setup.bound(Duration::ZERO),
@@ -199,11 +219,7 @@ async fn a_halt_stops_the_method_and_rollbacks_still_run() {
     let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
     let setup = Setup::new();
     // Halts 1.5 s in: after the first two `a`s, before `b` is due (t+2 s of the method).
-    let hypothesis = FakeHypothesis {
-        start: setup.start,
-        halt_after: Some(Duration::from_millis(1500)),
-        checks: Mutex::new(0),
-    };
+    let hypothesis = FakeHypothesis::new(setup.start, Some(Duration::from_millis(1500)));
     let out = run(
         &experiment,
         setup.bound(Duration::ZERO),
@@ -260,7 +276,8 @@ async fn ctrl_c_cuts_a_running_action_short_and_rollbacks_still_run() {
 #[test]
 fn the_dry_run_prints_the_plan_in_time_order() {
     let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
-    let (lines, records) = chaos::plan::dry_run(&experiment, &chaos::local::describe);
+    let dry = chaos::plan::dry_run(&experiment, &chaos::local::StackShape::planned(3)).unwrap();
+    let (lines, records) = (dry.lines, dry.records);
     let plan: Vec<&String> = lines.iter().filter(|l| l.starts_with("t+")).collect();
     assert_eq!(plan.len(), 4);
     assert!(plan[0].starts_with("t+200ms a"), "{plan:?}");
@@ -281,4 +298,174 @@ fn the_dry_run_prints_the_plan_in_time_order() {
         chaos::plan::span(&experiment.method),
         Duration::from_secs(2)
     );
+}
+
+fn probe<'a>(out: &'a chaos::ExperimentOutcome, phase: &str) -> &'a ActionRecord {
+    out.journal
+        .iter()
+        .find(|r| r.action == format!("steady-state.{phase}"))
+        .unwrap_or_else(|| panic!("no {phase} probe in {:#?}", out.journal))
+}
+
+#[tokio::test]
+async fn during_spans_every_action_from_its_start_through_its_recovery_and_after_follows() {
+    let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
+    let setup = Setup::new();
+    let hypothesis = FakeHypothesis::new(setup.start, None);
+    // `b` is due at t+2 s and "recovers" 700 ms later: an instant action (no duration in the
+    // file) whose disruption lasts until its recovery.
+    let out = run(
+        &experiment,
+        setup.bound(Duration::from_millis(700)),
+        Some(&hypothesis),
+        Duration::from_millis(100),
+        &CancellationToken::new(),
+        &quiet,
+    )
+    .await;
+    assert_eq!(out.exit_code(), 0, "{:?}", out.failures());
+    let actions: Vec<&ActionRecord> = out
+        .journal
+        .iter()
+        .filter(|r| r.action == "fake" && r.target != "rollback")
+        .collect();
+    assert_eq!(actions.len(), 4);
+    let first_start = actions.iter().map(|r| r.started_at).min().unwrap();
+    let last_end = actions.iter().filter_map(|r| r.ended_at).max().unwrap();
+    let before = probe(&out, "before");
+    let during = probe(&out, "during");
+    let after = probe(&out, "after");
+    assert_eq!(
+        during.started_at, first_start,
+        "during starts at the first action"
+    );
+    assert_eq!(
+        during.ended_at,
+        Some(last_end),
+        "during ends with the last recovery"
+    );
+    // Not the calm 200 ms between the start of the method and the first action.
+    let calm = first_start - before.ended_at.unwrap();
+    assert!(calm.num_milliseconds() >= 150, "{calm}");
+    // The 2.2 s from the first `a` through `b`'s recovery, not the 1.8 s of the old
+    // "method start to last start".
+    let span = last_end - first_start;
+    assert!(span.num_milliseconds() >= 2400, "{span}");
+    assert!(
+        after.started_at >= last_end,
+        "after starts once recovery is over"
+    );
+    assert_eq!(
+        (after.ended_at.unwrap() - after.started_at).num_seconds(),
+        1,
+        "after lasts steady_state.after"
+    );
+    // The hypothesis was asked about exactly these windows, and the journal says so.
+    let windows = hypothesis.windows.lock().unwrap().clone();
+    assert_eq!(windows[1], (during.started_at, during.ended_at.unwrap()));
+    assert_eq!(windows[2], (after.started_at, after.ended_at.unwrap()));
+    assert!(
+        during.detail.as_deref().unwrap().starts_with("window "),
+        "{:?}",
+        during.detail
+    );
+    assert_eq!(during.to_journal_event().kind, "chaos.steady-state.during");
+}
+
+async fn unknown_after(allow_unknown: bool) -> (chaos::ExperimentOutcome, Vec<String>) {
+    let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
+    let setup = Setup::new();
+    let mut hypothesis = FakeHypothesis::new(setup.start, None);
+    hypothesis.statuses = vec![SloStatus::Pass, SloStatus::Pass, SloStatus::Unknown];
+    hypothesis.allow_unknown = allow_unknown;
+    let said = Mutex::new(Vec::new());
+    let say = |line: String| said.lock().unwrap().push(line);
+    let out = run(
+        &experiment,
+        setup.bound(Duration::ZERO),
+        Some(&hypothesis),
+        Duration::from_millis(100),
+        &CancellationToken::new(),
+        &say,
+    )
+    .await;
+    (out, said.into_inner().unwrap())
+}
+
+#[tokio::test]
+async fn an_unknown_after_check_is_unknown_and_fails_unless_allowed() {
+    let (out, said) = unknown_after(false).await;
+    let line = said
+        .iter()
+        .find(|l| l.starts_with("steady state after:") && !l.contains("observing"))
+        .unwrap();
+    assert!(line.contains("unknown"), "{line}");
+    assert!(line.contains("does NOT hold"), "{line}");
+    assert!(!line.contains(": holds"), "{line}");
+    assert_eq!(probe(&out, "after").outcome, Outcome::Unknown);
+    assert_eq!(probe(&out, "after").to_journal_event().outcome, "unknown");
+    assert_eq!(out.exit_code(), 1);
+    assert!(
+        out.failures()
+            .iter()
+            .any(|f| f.contains("after the method: unknown")),
+        "{:?}",
+        out.failures()
+    );
+    let verdicts = out.verdicts();
+    let after = verdicts.iter().find(|v| v.name == "after: p95").unwrap();
+    assert_eq!(after.status, SloStatus::Fail);
+    assert!(after.message.as_deref().unwrap().contains("unknown"));
+}
+
+#[tokio::test]
+async fn an_allowed_unknown_passes_but_is_still_called_unknown() {
+    let (out, said) = unknown_after(true).await;
+    let line = said
+        .iter()
+        .find(|l| l.starts_with("steady state after:") && !l.contains("observing"))
+        .unwrap();
+    assert!(line.contains("unknown"), "{line}");
+    assert!(line.contains("allow_unknown"), "{line}");
+    assert!(!line.contains("holds"), "{line}");
+    assert_eq!(probe(&out, "after").outcome, Outcome::Unknown);
+    assert_eq!(out.exit_code(), 0, "{:?}", out.failures());
+    let verdicts = out.verdicts();
+    let after = verdicts.iter().find(|v| v.name == "after: p95").unwrap();
+    assert_eq!(after.status, SloStatus::Unknown, "never turned into pass");
+    let experiment_verdict = verdicts.iter().find(|v| v.name == "experiment").unwrap();
+    assert_eq!(experiment_verdict.status, SloStatus::Pass);
+    assert!(
+        experiment_verdict
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("steady state after: unknown"),
+        "{experiment_verdict:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_before_check_skips_the_method() {
+    let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
+    let setup = Setup::new();
+    let mut hypothesis = FakeHypothesis::new(setup.start, None);
+    hypothesis.statuses = vec![SloStatus::Unknown];
+    let out = run(
+        &experiment,
+        setup.bound(Duration::ZERO),
+        Some(&hypothesis),
+        Duration::from_millis(100),
+        &CancellationToken::new(),
+        &quiet,
+    )
+    .await;
+    assert_eq!(probe(&out, "before").outcome, Outcome::Unknown);
+    let ran: Vec<_> = setup.log.lock().unwrap().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        ran,
+        ["rollback"],
+        "the method is skipped, rollbacks still run"
+    );
+    assert_eq!(out.exit_code(), 1);
 }

@@ -67,7 +67,7 @@ pub async fn run(args: ChaosArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
 async fn run_experiment(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     let experiment = load(&args.experiment)?;
     if args.dry_run {
-        return dry_run(&experiment).await;
+        return dry_run(&experiment, &args.stack).await;
     }
     let stack = start_stack(&experiment, &args.stack, quiet).await?;
     let prepared = match prepare(&experiment, stack.as_ref(), &args.sources).await {
@@ -117,33 +117,26 @@ pub(super) fn exit_of(code: u8) -> Exit {
     }
 }
 
-/// Prints the plan, sends nothing; refused actions (safety) still exit 2.
-pub(super) async fn dry_run(experiment: &Experiment) -> Result<Exit> {
-    let (lines, _) = match &experiment.target {
-        Target::Local(_) => chaos::plan::dry_run(experiment, &chaos::local::describe),
+/// Prints the plan, starts and sends nothing. Every action goes through the same checks the
+/// real run binds it with (local: against the stack `--brokers` describes; kube: on a target
+/// that cannot send a request), so what the real run refuses (exit 2) the dry run refuses too;
+/// what only a live target can answer is printed as deferred.
+pub(super) async fn dry_run(experiment: &Experiment, stack: &StackArgs) -> Result<Exit> {
+    let planned = match &experiment.target {
+        Target::Local(_) => chaos::plan::dry_run(
+            experiment,
+            &chaos::local::StackShape::planned(stack.brokers),
+        ),
         Target::Kube(spec) => {
             let target = KubeTarget::offline(spec).map_err(classified)?;
-            // Safety first: a refused action fails the dry run just as it would fail the run.
-            for spec in actions(experiment) {
-                chaos::kube_actions::bind(&target, spec).map_err(classified)?;
-            }
-            chaos::plan::dry_run(experiment, &|spec| {
-                chaos::kube_actions::describe(&target, spec)
-            })
+            chaos::plan::dry_run(experiment, &target)
         }
-    };
-    for line in lines {
+    }
+    .map_err(classified)?;
+    for line in planned.lines {
         println!("{line}");
     }
     Ok(Exit::Pass)
-}
-
-fn actions(experiment: &Experiment) -> impl Iterator<Item = &chaos::ActionSpec> {
-    experiment
-        .method
-        .iter()
-        .map(|s| &s.action)
-        .chain(experiment.rollbacks.iter().map(|r| &r.action))
 }
 
 /// The embedded stack, for a local experiment.

@@ -60,7 +60,7 @@ pub struct DrillArgs {
 pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     let experiment = super::chaos::load(&args.experiment)?;
     if args.dry_run {
-        return super::chaos::dry_run(&experiment).await;
+        return super::chaos::dry_run(&experiment, &args.stack).await;
     }
     let planned = args.warmup + chaos::plan::total(&experiment) + LOAD_MARGIN;
     let profile = super::run::resolve_profile(

@@ -107,6 +107,32 @@ pub fn pods_to_pick(action: &PodKill, matching: usize) -> usize {
     wanted.min(matching)
 }
 
+/// The fewest matching pods (or StatefulSet replicas) with which deleting `picked` of them is
+/// inside the blast radius: what a dry run says the live cluster must have.
+pub fn fewest_matching_for(picked: usize, max_percent: f64) -> usize {
+    if max_percent.is_nan() || max_percent <= 0.0 {
+        return usize::MAX;
+    }
+    let mut m = ((picked as f64) * 100.0 / max_percent)
+        .ceil()
+        .max(picked as f64) as usize;
+    while m > picked && allowed_pods(m - 1, max_percent) >= picked {
+        m -= 1;
+    }
+    while allowed_pods(m, max_percent) < picked {
+        m += 1;
+    }
+    m
+}
+
+/// For a `percent` pod-kill: the numbers of matching pods up to `up_to` for which the pick
+/// (rounded up, at least 1) exceeds the blast radius, i.e. the run would be refused.
+pub fn refused_matching_counts(action: &PodKill, max_percent: f64, up_to: usize) -> Vec<usize> {
+    (1..=up_to)
+        .filter(|&m| pods_to_pick(action, m) > allowed_pods(m, max_percent))
+        .collect()
+}
+
 fn check_selector(selector: &str) -> Result<(), ChaosError> {
     // An empty selector matches every pod in the namespace: never what anyone meant.
     if selector.trim().is_empty() {
@@ -262,6 +288,29 @@ mod tests {
             check_blast_radius(1, 1, 99.0, "x"),
             Err(ChaosError::Refused(_))
         ));
+    }
+
+    #[test]
+    fn the_fewest_matching_pods_agree_with_the_blast_radius_check() {
+        for max in [10.0, 33.3, 50.0, 70.0, 99.0, 100.0] {
+            for picked in 1..6 {
+                let m = fewest_matching_for(picked, max);
+                assert!(
+                    check_blast_radius(picked, m, max, "x").is_ok(),
+                    "{picked} {max}"
+                );
+                assert!(
+                    check_blast_radius(picked, m - 1, max, "x").is_err(),
+                    "{picked} of {} at {max}",
+                    m - 1
+                );
+            }
+        }
+        assert_eq!(fewest_matching_for(1, 50.0), 2);
+        assert_eq!(fewest_matching_for(1, 100.0), 1);
+        let mut half = kill();
+        half.percent = Some(50.0);
+        assert_eq!(refused_matching_counts(&half, 50.0, 6), vec![1, 3, 5]);
     }
 
     #[test]

@@ -11,10 +11,124 @@ use shop::stack::Stack;
 use crate::action::Action;
 use crate::error::ChaosError;
 use crate::faults::{self, Admin, FaultsAction, FaultsClearAction};
-use crate::model::{ActionSpec, LocalBrokerFailure, ServiceName};
+use crate::model::{ActionSpec, Faults, LocalBrokerFailure, ProcessKill, ServiceName};
+use crate::plan::{Checked, Preflight};
 
 pub use broker_failure::{BrokerFailureAction, BrokersUpAction};
 pub use process_kill::ProcessKillAction;
+
+/// What binding needs to know about the embedded stack: its brokers and its services. A real
+/// run takes it from the running stack ([`StackShape::of`]); a dry run from the stack options
+/// alone ([`StackShape::planned`]), without starting anything. Both go through [`resolve`], so
+/// a dry run refuses exactly what the real run refuses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StackShape {
+    /// Mock Kafka broker ids.
+    pub brokers: Vec<i32>,
+    /// Services the stack runs.
+    pub services: Vec<String>,
+    /// How the shape was learnt, for messages (`the running stack`, `--brokers 3`).
+    pub origin: String,
+}
+
+impl StackShape {
+    /// The shape of a running stack.
+    pub fn of(stack: &Stack) -> StackShape {
+        StackShape {
+            brokers: stack.kafka().broker_ids().collect(),
+            services: stack.endpoints().iter().map(|e| e.name.clone()).collect(),
+            origin: "the running stack".into(),
+        }
+    }
+
+    /// The shape a stack started with `--brokers brokers` will have: the mock cluster numbers
+    /// its brokers `1..=brokers` (`MockKafka::broker_ids`), and every reference service runs.
+    pub fn planned(brokers: i32) -> StackShape {
+        StackShape {
+            brokers: (1..=brokers).collect(),
+            services: shop::services::ALL
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect(),
+            origin: format!("--brokers {brokers}"),
+        }
+    }
+}
+
+/// Where a `faults` / `faults-clear` goes: a service of the stack, or a URL.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdminRef {
+    Service(String),
+    Url(String),
+}
+
+/// A local action that passed every rule binding applies, with what the rules decided (which
+/// brokers go down).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolved {
+    ProcessKill(ProcessKill),
+    BrokerFailure {
+        ids: Vec<i32>,
+        spec: LocalBrokerFailure,
+    },
+    BrokersUp,
+    Faults {
+        admin: AdminRef,
+        spec: Faults,
+    },
+    FaultsClear {
+        admin: AdminRef,
+    },
+}
+
+/// Every rule a local action must pass before it may run, against `shape`: the action exists
+/// for a local target, its service is in the stack, a broker failure leaves a broker up. The
+/// real run ([`LocalTarget::bind`]) and the dry run ([`Preflight`] for [`StackShape`]) both
+/// call this and nothing else that can refuse.
+pub fn resolve(shape: &StackShape, spec: &ActionSpec) -> Result<Resolved, ChaosError> {
+    let service = |name: &ServiceName| {
+        if shape.services.contains(&name.0) {
+            Ok(name.0.clone())
+        } else {
+            Err(ChaosError::Invalid(format!(
+                "the stack runs no service `{}`",
+                name.0
+            )))
+        }
+    };
+    let admin = |name: Option<&ServiceName>, url: Option<&str>| match (name, url) {
+        (Some(name), _) => service(name).map(AdminRef::Service),
+        (None, Some(url)) => Ok(AdminRef::Url(url.to_string())),
+        (None, None) => Err(ChaosError::Invalid(
+            "faults need `service` or `admin_url`".into(),
+        )),
+    };
+    Ok(match spec {
+        ActionSpec::ProcessKill(a) => {
+            service(&a.service)?;
+            Resolved::ProcessKill(a.clone())
+        }
+        ActionSpec::LocalBrokerFailure(a) => Resolved::BrokerFailure {
+            ids: broker_ids(shape.brokers.clone(), a)
+                .map_err(|e| e.map_message(|m| format!("{m} (brokers from {})", shape.origin)))?,
+            spec: a.clone(),
+        },
+        ActionSpec::BrokersUp(_) => Resolved::BrokersUp,
+        ActionSpec::Faults(a) => Resolved::Faults {
+            admin: admin(a.service.as_ref(), a.admin_url.as_deref())?,
+            spec: a.clone(),
+        },
+        ActionSpec::FaultsClear(a) => Resolved::FaultsClear {
+            admin: admin(a.service.as_ref(), a.admin_url.as_deref())?,
+        },
+        ActionSpec::PodKill(_) | ActionSpec::KubeBrokerFailure(_) => {
+            return Err(ChaosError::Invalid(format!(
+                "`{}` needs a kube target",
+                spec.kind()
+            )));
+        }
+    })
+}
 
 /// The embedded stack as an experiment target.
 pub struct LocalTarget<'s> {
@@ -26,49 +140,35 @@ impl<'s> LocalTarget<'s> {
         LocalTarget { stack }
     }
 
-    /// `spec` ready to run against this stack; refuses what the stack cannot survive (every
-    /// broker down) or does not have.
+    /// `spec` ready to run against this stack; refuses (through [`resolve`]) what the stack
+    /// cannot survive (every broker down) or does not have.
     pub fn bind(&self, spec: &ActionSpec) -> Result<Box<dyn Action + 's>, ChaosError> {
         let stack = self.stack;
-        Ok(match spec {
-            ActionSpec::ProcessKill(a) => Box::new(ProcessKillAction {
-                stack,
-                spec: a.clone(),
-            }),
-            ActionSpec::LocalBrokerFailure(a) => Box::new(BrokerFailureAction {
-                stack,
-                ids: broker_ids(stack.kafka().broker_ids().collect(), a)?,
-                spec: a.clone(),
-            }),
-            ActionSpec::BrokersUp(_) => Box::new(BrokersUpAction { stack }),
-            ActionSpec::Faults(a) => Box::new(FaultsAction {
-                admin: self.admin(a.service.as_ref(), a.admin_url.as_deref())?,
-                spec: a.clone(),
-            }),
-            ActionSpec::FaultsClear(a) => Box::new(FaultsClearAction {
-                admin: self.admin(a.service.as_ref(), a.admin_url.as_deref())?,
-            }),
-            ActionSpec::PodKill(_) | ActionSpec::KubeBrokerFailure(_) => {
-                return Err(ChaosError::Invalid(format!(
-                    "`{}` needs a kube target",
-                    spec.kind()
-                )));
+        Ok(match resolve(&StackShape::of(stack), spec)? {
+            Resolved::ProcessKill(spec) => Box::new(ProcessKillAction { stack, spec }),
+            Resolved::BrokerFailure { ids, spec } => {
+                Box::new(BrokerFailureAction { stack, ids, spec })
             }
+            Resolved::BrokersUp => Box::new(BrokersUpAction { stack }),
+            Resolved::Faults { admin, spec } => Box::new(FaultsAction {
+                admin: self.admin(&admin)?,
+                spec,
+            }),
+            Resolved::FaultsClear { admin } => Box::new(FaultsClearAction {
+                admin: self.admin(&admin)?,
+            }),
         })
     }
 
-    fn admin(&self, service: Option<&ServiceName>, url: Option<&str>) -> Result<Admin, ChaosError> {
-        match (service, url) {
-            (Some(service), _) => {
-                let endpoint = self.stack.endpoint(&service.0).ok_or_else(|| {
-                    ChaosError::Invalid(format!("the stack runs no service `{}`", service.0))
+    fn admin(&self, admin: &AdminRef) -> Result<Admin, ChaosError> {
+        match admin {
+            AdminRef::Service(service) => {
+                let endpoint = self.stack.endpoint(service).ok_or_else(|| {
+                    ChaosError::Invalid(format!("the stack runs no service `{service}`"))
                 })?;
-                Ok(Admin::new(service.0.clone(), endpoint.admin_url.clone()))
+                Ok(Admin::new(service.clone(), endpoint.admin_url.clone()))
             }
-            (None, Some(url)) => Ok(Admin::new(url, url)),
-            (None, None) => Err(ChaosError::Invalid(
-                "faults need `service` or `admin_url`".into(),
-            )),
+            AdminRef::Url(url) => Ok(Admin::new(url, url)),
         }
     }
 }
@@ -120,16 +220,64 @@ pub fn broker_ids(available: Vec<i32>, spec: &LocalBrokerFailure) -> Result<Vec<
     Ok(ids)
 }
 
-/// What `spec` would do on the embedded stack, for `--dry-run` (which starts nothing, so the
-/// stack's ports are not known yet and are named instead).
-pub fn describe(spec: &ActionSpec) -> Vec<String> {
-    let admin = |service: Option<&ServiceName>, url: Option<&str>| match (service, url) {
-        (Some(s), _) => format!("<admin URL of {}>", s.0),
-        (None, Some(u)) => u.trim_end_matches('/').to_string(),
-        (None, None) => "<no endpoint>".into(),
+/// The stack as the dry run sees it: the same [`resolve`] as binding, then the plan with the
+/// exact brokers chosen. Everything a local action can be refused for is known from the
+/// shape; what only the running stack answers (a process to kill, an admin endpoint) is
+/// listed as deferred — it fails the run (exit 1 or 3), it is never a refusal.
+impl Preflight for StackShape {
+    fn target(&self) -> Vec<String> {
+        vec![format!(
+            "embedded stack ({}): mock Kafka brokers {:?}, {} services",
+            self.origin,
+            self.brokers,
+            self.services.len()
+        )]
+    }
+
+    fn check(&self, spec: &ActionSpec) -> Result<Checked, ChaosError> {
+        let resolved = resolve(self, spec)?;
+        let mut checked = Checked {
+            steps: describe(&resolved),
+            passed: Vec::new(),
+            deferred: Vec::new(),
+        };
+        match &resolved {
+            Resolved::ProcessKill(a) => {
+                checked
+                    .passed
+                    .push(format!("service `{}` is part of the stack", a.service.0));
+                checked.deferred.push(format!(
+                    "`{}` has a running process when the kill is due",
+                    a.service.0
+                ));
+            }
+            Resolved::BrokerFailure { ids, .. } => checked.passed.push(format!(
+                "brokers {ids:?} of {:?} go down: {} stay(s) up",
+                self.brokers,
+                self.brokers.len() - ids.len()
+            )),
+            Resolved::Faults { admin, .. } | Resolved::FaultsClear { admin } => {
+                if let AdminRef::Url(url) = admin {
+                    checked
+                        .deferred
+                        .push(format!("{url} answers /admin/faults"));
+                }
+            }
+            Resolved::BrokersUp => {}
+        }
+        Ok(checked)
+    }
+}
+
+/// What a resolved action does on the embedded stack, for `--dry-run` (which starts nothing,
+/// so the services' ports are not known yet and are named instead).
+pub fn describe(resolved: &Resolved) -> Vec<String> {
+    let admin = |admin: &AdminRef| match admin {
+        AdminRef::Service(s) => format!("<admin URL of {s}>"),
+        AdminRef::Url(u) => u.trim_end_matches('/').to_string(),
     };
-    match spec {
-        ActionSpec::ProcessKill(a) => vec![
+    match resolved {
+        Resolved::ProcessKill(a) => vec![
             format!(
                 "SIGKILL the running process of service `{}` of the embedded stack",
                 a.service.0
@@ -139,13 +287,9 @@ pub fn describe(spec: &ActionSpec) -> Vec<String> {
                 humantime::format_duration(a.recovery_timeout)
             ),
         ],
-        ActionSpec::LocalBrokerFailure(a) => {
-            let which = match a.brokers {
-                Some(n) => format!("the {n} highest-numbered mock Kafka brokers"),
-                None => format!("mock Kafka brokers {:?}", a.ids),
-            };
+        Resolved::BrokerFailure { ids, spec: a } => {
             let mut lines = vec![
-                format!("take down {which}"),
+                format!("take down mock Kafka brokers {ids:?}"),
                 format!(
                     "wait {} (less if halted or interrupted)",
                     humantime::format_duration(a.duration)
@@ -154,7 +298,7 @@ pub fn describe(spec: &ActionSpec) -> Vec<String> {
             ];
             if let Some(r) = &a.recovery {
                 lines.push(format!(
-                    "wait up to {} for consumer group `{}` lag on [{}] to drop below {} (recovery time)",
+                    "wait up to {} for the outboxes to drain and consumer group `{}` lag on [{}] to drop below {} (recovery time)",
                     humantime::format_duration(r.timeout),
                     r.group,
                     r.topics.join(", "),
@@ -163,16 +307,9 @@ pub fn describe(spec: &ActionSpec) -> Vec<String> {
             }
             lines
         }
-        ActionSpec::BrokersUp(_) => vec!["bring every mock Kafka broker up".into()],
-        ActionSpec::Faults(a) => {
-            faults::describe(a, &admin(a.service.as_ref(), a.admin_url.as_deref()))
-        }
-        ActionSpec::FaultsClear(a) => {
-            faults::describe_clear(&admin(a.service.as_ref(), a.admin_url.as_deref()))
-        }
-        ActionSpec::PodKill(_) | ActionSpec::KubeBrokerFailure(_) => {
-            vec![format!("`{}` needs a kube target", spec.kind())]
-        }
+        Resolved::BrokersUp => vec!["bring every mock Kafka broker up".into()],
+        Resolved::Faults { admin: a, spec } => faults::describe(spec, &admin(a)),
+        Resolved::FaultsClear { admin: a } => faults::describe_clear(&admin(a)),
     }
 }
 
