@@ -139,14 +139,22 @@ pub(super) async fn dry_run(experiment: &Experiment, stack: &StackArgs) -> Resul
     Ok(Exit::Pass)
 }
 
-/// The embedded stack, for a local experiment.
+/// The embedded stack, for a local experiment — after the dry run's safety rules have passed
+/// against the stack it is about to start, so a refused experiment starts nothing.
 pub(super) async fn start_stack(
     experiment: &Experiment,
     args: &StackArgs,
     quiet: bool,
 ) -> Result<Option<Stack>> {
     match experiment.target {
-        Target::Local(_) => Ok(args.target_or_start(None, quiet).await?.0),
+        Target::Local(_) => {
+            chaos::plan::dry_run(
+                experiment,
+                &chaos::local::StackShape::planned(args.brokers),
+            )
+            .map_err(classified)?;
+            Ok(args.target_or_start(None, quiet).await?.0)
+        }
         Target::Kube(_) => Ok(None),
     }
 }
