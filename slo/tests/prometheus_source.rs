@@ -3,7 +3,7 @@
 //! twice — against the closed-form answer and against the same PromQL sent by the test itself.
 //!
 //! One Prometheus serves the whole binary; without a `prometheus` binary the tests print a skip
-//! message and pass.
+//! message and pass, except with `CI=true`, where they fail naming it.
 
 use std::path::Path;
 

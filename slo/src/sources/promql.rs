@@ -174,8 +174,8 @@ impl CountedSpan {
 /// before) adds nothing, and they extrapolate to the range's edges. Here the span is cut into
 /// steps of S; each step adds `value - value S earlier` when the series existed S earlier and
 /// did not drop, and its whole value when it is new or was reset (`or` ignores the metric name;
-/// `* 1` drops it so both arms are the same series for `sum_over_time`). The steps telescope to
-/// the exact increase of an unbroken series.
+/// `* 1` drops it — `last_over_time` keeps it on 2.42 — so both arms are the same series for
+/// `sum_over_time`). The steps telescope to the exact increase of an unbroken series.
 ///
 /// The subquery range is one millisecond short of the span: Prometheus 2.x includes a step
 /// that falls exactly on the range's start (3.x does not), and that step's delta lies before

@@ -72,12 +72,15 @@ pub const ERROR_SERVICES: [ErrorCase; 4] = [
     },
 ];
 
+/// A counter's value at the sample of index k, `None` while the series does not exist.
+pub type CountAt = fn(i64) -> Option<u64>;
+
 /// A service whose request counters do what `rate()` gets wrong: a label set born inside the
 /// window already holding requests, or a reset. Each status's count is a function of the
 /// sample's index k (time `T0 + 15 k`), `None` while the series does not exist.
 pub struct CounterCase {
     pub service: &'static str,
-    pub per_status: &'static [(&'static str, fn(i64) -> Option<u64>)],
+    pub per_status: &'static [(&'static str, CountAt)],
     /// Requests counted in (`FROM`, `TO`], 5xx and all: the truth the SLI must give.
     pub bad: u64,
     pub all: u64,
