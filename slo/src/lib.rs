@@ -37,7 +37,7 @@ pub use model::{
 pub use outcome::{CheckOutcome, Checked, Gate, Problem, attach};
 pub use sources::preflight;
 pub use sources::{Source, SourceKind, Sources, SourcesConfig};
-pub use time::{TimeError, parse_instant};
+pub use time::{TimeError, human_instant, parse_instant};
 pub use value::Unit;
 pub use window::{Marks, Window};
 

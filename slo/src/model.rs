@@ -472,7 +472,8 @@ impl TryFrom<String> for Selector {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
         let text = text.trim().trim_end_matches(',').trim().to_string();
-        if text.contains(['{', '}']) {
+        // Braces inside label values are fine: templated routes look like `/products/{id}`.
+        if has_brace_outside_quotes(&text) {
             return Err(format!(
                 "write the label matchers without braces, e.g. `service=\"api-gateway\"` (got `{text}`)"
             ));
@@ -484,6 +485,25 @@ impl TryFrom<String> for Selector {
         }
         Ok(Selector(text))
     }
+}
+
+/// Whether `text` has `{` or `}` outside PromQL string literals (`"..."`, `'...'` with backslash
+/// escapes, and raw `` `...` ``).
+fn has_brace_outside_quotes(text: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(q) if c == '\\' && q != '`' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
+            None if matches!(c, '{' | '}') => return true,
+            None => {}
+        }
+    }
+    false
 }
 
 impl Selector {

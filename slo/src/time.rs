@@ -1,7 +1,20 @@
 //! Instants on the command line: RFC 3339 (`2025-01-02T03:04:05Z`) or relative to now
-//! (`now`, `now-15m`, `now+30s`), so a CI job can say "the last 15 minutes" without `date`.
+//! (`now`, `now-15m`, `now+30s`), so a CI job can say "the last 15 minutes" without `date`;
+//! and instants in verdict text, written the same way, because people read verdicts and Unix
+//! seconds mean nothing at a glance.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Unix seconds as RFC 3339 UTC for verdict text: `2025-01-02T03:04:05Z`, with milliseconds
+/// (`...05.250Z`) when the instant has a fraction of a second.
+pub fn human_instant(unix_seconds: f64) -> String {
+    let millis = (unix_seconds * 1000.0).round() as i64;
+    match DateTime::<Utc>::from_timestamp_millis(millis) {
+        Some(at) if millis % 1000 == 0 => at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        Some(at) => at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => format!("{unix_seconds} (Unix seconds)"),
+    }
+}
 
 /// Why an instant could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -64,5 +77,17 @@ mod tests {
         assert!(parse_instant("now*2", now).is_err());
         let error = parse_instant("yesterday", now).unwrap_err().to_string();
         assert!(error.contains("`yesterday`"), "{error}");
+    }
+
+    #[test]
+    fn verdict_instants_are_rfc3339_utc() {
+        assert_eq!(human_instant(1_700_000_000.0), "2023-11-14T22:13:20Z");
+        assert_eq!(human_instant(1_700_000_000.25), "2023-11-14T22:13:20.250Z");
+        assert_eq!(
+            parse_instant(&human_instant(1_796_033_009.0), Utc::now())
+                .unwrap()
+                .timestamp(),
+            1_796_033_009
+        );
     }
 }

@@ -106,6 +106,7 @@ impl Runtime {
 
     /// `app` with the ops routes and the middleware stack applied.
     pub fn router(&self, app: Router) -> Router {
+        self.metrics.declare_ops_routes();
         let ops = Router::new()
             .route("/health", get(health))
             .route("/ready", get(ready))

@@ -3,6 +3,11 @@
 //! (`orders_created_total`, `kafka_events_published_total`, `outbox_pending`, ...).
 //!
 //! Every series carries a constant `service` label, so one Prometheus query can select a service.
+//!
+//! The HTTP latency series of every route a service serves are created at zero when it starts,
+//! for the success status and each server error the route can answer ([`HttpRoute`]), as
+//! Prometheus advises: a series that first appears with a burst already in it shows no increase
+//! to `rate()`, so a service's first 503s would be invisible to dashboards and alerts.
 
 use std::sync::{
     Arc, OnceLock,
@@ -49,6 +54,37 @@ pub struct TopicLabels {
 pub struct KindLabels {
     pub kind: String,
 }
+
+/// Server errors every route behind the fault-injection middleware can answer: 503 from an
+/// injected fault or an unavailable dependency, 500 from an internal error.
+pub const SERVER_ERRORS: [u16; 2] = [500, 503];
+
+/// An HTTP route a service serves, as the latency histogram labels it (the templated route of
+/// the router), with the status it answers on success.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpRoute {
+    pub method: &'static str,
+    pub route: &'static str,
+    pub success: u16,
+}
+
+impl HttpRoute {
+    pub const fn new(method: &'static str, route: &'static str, success: u16) -> Self {
+        Self {
+            method,
+            route,
+            success,
+        }
+    }
+}
+
+/// The ops routes every service serves (outside fault injection): `/ready` answers 503 while a
+/// dependency is down.
+const OPS_ROUTES: [(HttpRoute, &[u16]); 3] = [
+    (HttpRoute::new("GET", "/health", 200), &[]),
+    (HttpRoute::new("GET", "/ready", 200), &[503]),
+    (HttpRoute::new("GET", "/metrics", 200), &[]),
+];
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
@@ -153,6 +189,40 @@ impl Metrics {
         }
     }
 
+    /// Creates at zero the latency series of each route for its success status, the
+    /// [`SERVER_ERRORS`] and `more_statuses` (server errors only this service answers, e.g. the
+    /// gateway's 504 when a backend times out). Client errors (4xx) are not pre-created: they
+    /// are not failures of the service, and each status multiplies the histogram's series.
+    pub fn declare_http_routes(&self, routes: &[HttpRoute], more_statuses: &[u16]) {
+        for route in routes {
+            let statuses = std::iter::once(route.success)
+                .chain(SERVER_ERRORS)
+                .chain(more_statuses.iter().copied());
+            self.declare(route, statuses);
+        }
+    }
+
+    /// Creates the ops routes' series at zero (every service serves them).
+    pub fn declare_ops_routes(&self) {
+        for (route, more) in OPS_ROUTES {
+            self.declare(
+                &route,
+                std::iter::once(route.success).chain(more.iter().copied()),
+            );
+        }
+    }
+
+    fn declare(&self, route: &HttpRoute, statuses: impl Iterator<Item = u16>) {
+        for status in statuses {
+            // Creating the series is enough: a new histogram exposes every bucket at 0.
+            drop(self.http_duration.get_or_create(&HttpLabels {
+                method: route.method.to_string(),
+                route: route.route.to_string(),
+                status: status.to_string(),
+            }));
+        }
+    }
+
     /// Sets up the process-wide metrics for `service` (first call wins) and returns them.
     pub fn init(service: &str) -> Arc<Metrics> {
         GLOBAL
@@ -212,5 +282,36 @@ mod tests {
         assert_eq!(bucket("0.001"), "0", "{text}");
         assert!(text.contains("orders_created_total"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn declared_routes_are_exposed_at_zero_for_success_and_server_errors() {
+        let metrics = Metrics::new("api-gateway");
+        metrics.declare_ops_routes();
+        metrics.declare_http_routes(&[HttpRoute::new("POST", "/api/v1/orders", 201)], &[504]);
+        let text = metrics.encode();
+        let count = |route: &str, status: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("http_request_duration_seconds_count{")
+                        && l.contains(&format!(r#"route="{route}""#))
+                        && l.contains(&format!(r#"status="{status}""#))
+                })
+                .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
+        };
+        for status in ["201", "500", "503", "504"] {
+            assert_eq!(
+                count("/api/v1/orders", status).as_deref(),
+                Some("0"),
+                "{text}"
+            );
+        }
+        assert_eq!(count("/ready", "503").as_deref(), Some("0"), "{text}");
+        assert_eq!(
+            count("/api/v1/orders", "404"),
+            None,
+            "client errors are not pre-created"
+        );
+        assert_eq!(count("/health", "503"), None, "/health never answers 503");
     }
 }

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::platform::{
     events::{self, Envelope, TOPIC_ANALYTICS_RESULTS, TOPIC_ORDERS},
     http::Runtime,
-    metrics::{Metrics, TopicLabels},
+    metrics::{HttpRoute, Metrics, TopicLabels},
     shutdown::Shutdown,
 };
 
@@ -242,6 +242,8 @@ pub async fn run(mut rt: Runtime) -> Result<()> {
     let router = Router::new()
         .route("/v1/windows", get(windows))
         .with_state(analytics);
+    rt.metrics
+        .declare_http_routes(&[HttpRoute::new("GET", "/v1/windows", 200)], &[]);
     let served = rt.serve(router).await;
     events::flush(&producer);
     served

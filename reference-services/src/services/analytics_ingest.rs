@@ -21,7 +21,7 @@ use crate::platform::{
     api::{ApiError, ApiJson},
     events::{self, Envelope, TOPIC_PAGE_VIEWED},
     http::Runtime,
-    metrics::Metrics,
+    metrics::{HttpRoute, Metrics},
 };
 
 /// How long a client waits for Kafka's acknowledgement before it is told 503.
@@ -46,6 +46,8 @@ pub async fn run(mut rt: Runtime) -> Result<()> {
     let router = Router::new()
         .route("/v1/events", post(ingest_event))
         .with_state(ingest);
+    rt.metrics
+        .declare_http_routes(&[HttpRoute::new("POST", "/v1/events", 202)], &[]);
     rt.serve(router).await
 }
 

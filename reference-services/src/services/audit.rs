@@ -20,7 +20,7 @@ use crate::platform::{
     api::ApiError,
     events::{self, ALL_TOPICS, Envelope},
     http::Runtime,
-    metrics::{Metrics, TopicLabels},
+    metrics::{HttpRoute, Metrics, TopicLabels},
     storage::Db,
 };
 
@@ -62,6 +62,13 @@ pub async fn run(mut rt: Runtime) -> Result<()> {
         .route("/v1/audit/events", get(list))
         .route("/v1/audit/stats", get(stats))
         .with_state(db);
+    rt.metrics.declare_http_routes(
+        &[
+            HttpRoute::new("GET", "/v1/audit/events", 200),
+            HttpRoute::new("GET", "/v1/audit/stats", 200),
+        ],
+        &[],
+    );
     rt.serve(router).await
 }
 

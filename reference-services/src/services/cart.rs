@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::platform::{
     api::{ApiError, ApiJson, ApiPath},
     http::Runtime,
+    metrics::HttpRoute,
 };
 
 /// Largest quantity of one line.
@@ -223,8 +224,17 @@ pub async fn run_with(rt: Runtime, store: Arc<dyn CartStore>) -> Result<()> {
         let store = probe.clone();
         async move { store.ping().await.map_err(|e| e.0) }
     });
+    rt.metrics.declare_http_routes(&ROUTES, &[]);
     rt.serve(router(store)).await
 }
+
+/// The routes of [`router`] with their success status, for the latency series created at start.
+const ROUTES: [HttpRoute; 4] = [
+    HttpRoute::new("GET", "/v1/carts/{user_id}", 200),
+    HttpRoute::new("DELETE", "/v1/carts/{user_id}", 204),
+    HttpRoute::new("PUT", "/v1/carts/{user_id}/items/{product_id}", 200),
+    HttpRoute::new("DELETE", "/v1/carts/{user_id}/items/{product_id}", 200),
+];
 
 /// The cart API on `store`.
 pub fn router(store: Arc<dyn CartStore>) -> Router {

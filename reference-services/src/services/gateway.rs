@@ -35,6 +35,7 @@ use crate::{
         config::peer_url,
         grpc::{self, TracedChannel},
         http::Runtime,
+        metrics::HttpRoute,
         trace,
     },
     proto::{
@@ -114,8 +115,36 @@ pub async fn run_with(rt: Runtime, peers: Peers) -> Result<()> {
         .add("product", peer_health_check(peers.product.clone()));
     rt.readiness
         .add("cart", peer_health_check(peers.cart.clone()));
+    rt.metrics.declare_http_routes(&ROUTES, &GATEWAY_ERRORS);
     rt.serve(router(gateway)).await
 }
+
+/// The routes of [`router`] with their success status, for the latency series created at start.
+pub const ROUTES: [HttpRoute; 20] = [
+    HttpRoute::new("POST", "/api/v1/auth/register", 201),
+    HttpRoute::new("POST", "/api/v1/auth/login", 200),
+    HttpRoute::new("POST", "/api/v1/auth/logout", 204),
+    HttpRoute::new("GET", "/api/v1/users/me", 200),
+    HttpRoute::new("GET", "/api/v1/products", 200),
+    HttpRoute::new("GET", "/api/v1/products/search", 200),
+    HttpRoute::new("GET", "/api/v1/products/{id}", 200),
+    HttpRoute::new("GET", "/api/v1/cart", 200),
+    HttpRoute::new("DELETE", "/api/v1/cart", 204),
+    HttpRoute::new("POST", "/api/v1/cart/items", 200),
+    HttpRoute::new("DELETE", "/api/v1/cart/items/{product_id}", 200),
+    HttpRoute::new("GET", "/api/v1/orders", 200),
+    HttpRoute::new("POST", "/api/v1/orders", 201),
+    HttpRoute::new("GET", "/api/v1/orders/{id}", 200),
+    HttpRoute::new("PUT", "/api/v1/orders/{id}/cancel", 200),
+    HttpRoute::new("POST", "/api/v1/payments", 201),
+    HttpRoute::new("GET", "/api/v1/payments/{id}", 200),
+    HttpRoute::new("GET", "/api/v1/recommendations", 200),
+    HttpRoute::new("GET", "/api/v1/offers", 200),
+    HttpRoute::new("POST", "/api/v1/events", 202),
+];
+
+/// Server errors the gateway answers beyond 500 and 503: 504 when a backend call times out.
+const GATEWAY_ERRORS: [u16; 1] = [504];
 
 /// Clients of every backend, connected once at start and cloned per request (clones share the
 /// underlying connection).

@@ -21,7 +21,7 @@ use crate::platform::{
     api::ApiError,
     events::{self, Envelope, TOPIC_ORDERS, TOPIC_PAYMENTS},
     http::Runtime,
-    metrics::{Metrics, TopicLabels},
+    metrics::{HttpRoute, Metrics, TopicLabels},
     storage::Db,
 };
 
@@ -63,6 +63,13 @@ pub async fn run(mut rt: Runtime) -> Result<()> {
         .route("/v1/notifications", get(list))
         .route("/v1/notifications/stats", get(stats))
         .with_state(db);
+    rt.metrics.declare_http_routes(
+        &[
+            HttpRoute::new("GET", "/v1/notifications", 200),
+            HttpRoute::new("GET", "/v1/notifications/stats", 200),
+        ],
+        &[],
+    );
     rt.serve(router).await
 }
 

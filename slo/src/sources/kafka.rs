@@ -463,8 +463,9 @@ fn judge(
             };
             if since > window.to.timestamp() as f64 {
                 return Ok(Reading::no_data(format!(
-                    "recovery is counted from {} ({since}), after the window ends",
-                    sli.after
+                    "recovery is counted from {} ({}), after the window ends",
+                    sli.after,
+                    crate::time::human_instant(since)
                 )));
             }
             let below = sli.below.unwrap_or(0.0);
@@ -473,9 +474,9 @@ fn judge(
                 match series::first_at_or_after(&points, since, |lag| lag < below) {
                     Some(point) => {
                         let mut note = format!(
-                            "lag {} at {:.3}; {}",
+                            "lag {} at {}; {}",
                             unit.format(point.value),
-                            point.at,
+                            crate::time::human_instant(point.at),
                             samples.summary()
                         );
                         if first_sample > since && point.at == first_sample {

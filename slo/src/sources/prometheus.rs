@@ -16,6 +16,7 @@ use super::promql::{self, Plan, RangeJudgement};
 use super::{Probe, Reading, Source, SourceError, SourceKind};
 use crate::model::Sli;
 use crate::series::{self, Point};
+use crate::time::human_instant;
 use crate::window::Window;
 
 /// How long to wait for a connection before calling Prometheus unreachable.
@@ -82,7 +83,11 @@ impl Source for PrometheusSource {
     fn describe(&self, sli: &Sli, window: &Window) -> Probe {
         match promql::plan(sli, window) {
             Ok(Plan::Instant { expr, at }) => Probe {
-                source: format!("prometheus {}: instant query at {at}", self.url),
+                source: format!(
+                    "prometheus {}: instant query at {}",
+                    self.url,
+                    human_instant(at as f64)
+                ),
                 query: Some(expr),
             },
             Ok(Plan::Range {
@@ -93,8 +98,10 @@ impl Source for PrometheusSource {
                 ..
             }) => Probe {
                 source: format!(
-                    "prometheus {}: range query from {start} to {end} step {step}s",
-                    self.url
+                    "prometheus {}: range query from {} to {} step {step}s",
+                    self.url,
+                    human_instant(start as f64),
+                    human_instant(end as f64)
                 ),
                 query: Some(expr),
             },
@@ -115,17 +122,20 @@ impl Source for PrometheusSource {
                 Ok(plan) => plan,
                 Err(why) => return Ok(Reading::no_data(why)),
             };
-            wait_until_over(window).await;
+            wait_until_past(window.to.timestamp().max(plan.last_instant())).await;
             self.run(&plan).await
         }
         .boxed()
     }
 }
 
-/// Sleeps until the window's end has passed: Prometheus cannot answer for the future.
-async fn wait_until_over(window: &Window) {
-    let left = window.to - chrono::Utc::now();
-    if let Ok(left) = left.to_std() {
+/// Sleeps until `unix_seconds` (the window's end, or the later end of a counted span) has
+/// passed: Prometheus cannot answer for the future.
+async fn wait_until_past(unix_seconds: i64) {
+    let Some(until) = chrono::DateTime::from_timestamp(unix_seconds, 0) else {
+        return;
+    };
+    if let Ok(left) = (until - chrono::Utc::now()).to_std() {
         tokio::time::sleep(left).await;
     }
 }
@@ -226,8 +236,11 @@ fn judge_range(points: &[Point], judge: RangeJudgement, end: i64) -> Reading {
         RangeJudgement::RecoveryBelow { below, since } => {
             let since = since as f64;
             match series::first_at_or_after(points, since, |v| v < below) {
-                Some(point) => Reading::exact(point.at - since)
-                    .with_note(format!("lag {} at {}", point.value, point.at)),
+                Some(point) => Reading::exact(point.at - since).with_note(format!(
+                    "lag {} at {}",
+                    point.value,
+                    human_instant(point.at)
+                )),
                 None => {
                     let last = points.last().map_or(f64::NAN, |p| p.value);
                     Reading {

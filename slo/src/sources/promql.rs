@@ -1,9 +1,10 @@
 //! The PromQL behind each SLI, built without any I/O so it can be tested as text and printed
 //! in verdicts exactly as it was sent.
 //!
-//! Most SLIs are one instant query at the window's end over a `[<window>s]` range. Two need the
-//! shape of a series (longest time at max replicas, lag recovery) and are range queries judged
-//! sample by sample in [`crate::series`].
+//! Most SLIs are one instant query at the window's end over a `[<window>s]` range. Counter SLIs
+//! (latency histograms, error ratios) count exact increments step by step instead of `rate()`,
+//! see [`increments`]. Two SLIs need the shape of a series (longest time at max replicas, lag
+//! recovery) and are range queries judged sample by sample in [`crate::series`].
 
 use crate::model::{
     ErrorRatioSli, HpaMeasure, HpaSli, KafkaLagSli, KafkaMeasure, LatencySli, PromqlSli, Sli,
@@ -48,6 +49,14 @@ pub enum RangeJudgement {
 }
 
 impl Plan {
+    /// The latest instant the plan evaluates (Unix seconds): it must have passed before asking.
+    pub fn last_instant(&self) -> i64 {
+        match self {
+            Plan::Instant { at, .. } => *at,
+            Plan::Range { end, .. } => *end,
+        }
+    }
+
     #[cfg(test)]
     pub fn expr(&self) -> &str {
         match self {
@@ -62,8 +71,8 @@ pub fn plan(sli: &Sli, window: &Window) -> Result<Plan, String> {
     let at = window.to.timestamp();
     let instant = |expr: String| Ok(Plan::Instant { expr, at });
     match sli {
-        Sli::Latency(l) => instant(latency(l, window)),
-        Sli::ErrorRatio(e) => instant(error_ratio(e, window)),
+        Sli::Latency(l) => Ok(counted(window, |span| latency(l, span))),
+        Sli::ErrorRatio(e) => Ok(counted(window, |span| error_ratio(e, span))),
         Sli::Promql(p) => instant(promql(p, window)),
         Sli::Hpa(h) => {
             let selector = hpa_selector(h);
@@ -91,30 +100,109 @@ pub fn plan(sli: &Sli, window: &Window) -> Result<Plan, String> {
     }
 }
 
+/// An instant query over counters, evaluated at the end of the window's counted span.
+fn counted(window: &Window, expr: impl FnOnce(&CountedSpan) -> String) -> Plan {
+    let span = CountedSpan::of(window);
+    Plan::Instant {
+        expr: expr(&span),
+        at: span.at,
+    }
+}
+
 fn step_seconds(window: &Window) -> i64 {
     (window.step.as_secs() as i64).max(1)
 }
 
-fn latency(l: &LatencySli, window: &Window) -> String {
+fn latency(l: &LatencySli, span: &CountedSpan) -> String {
+    let buckets = format!("{}_bucket{}", l.metric.0, braces(&l.selector.0));
     format!(
-        "histogram_quantile({q}, sum by (le) (rate({metric}_bucket{selector}[{range}])))",
+        "histogram_quantile({q}, sum by (le) ({increments}))",
         q = l.quantile.0,
-        metric = l.metric.0,
-        selector = braces(&l.selector.0),
-        range = window.promql_range()
+        increments = increments(&buckets, span)
     )
 }
 
-fn error_ratio(e: &ErrorRatioSli, window: &Window) -> String {
+fn error_ratio(e: &ErrorRatioSli, span: &CountedSpan) -> String {
     // No bad series at all means no errors, not "no data": `or vector(0)` keeps the ratio
     // defined. No series for all requests still yields nothing, which is `unknown`.
+    let bad = format!("{}{}", e.metric.0, braces(&e.selector.and(&e.bad)));
+    let all = format!("{}{}", e.metric.0, braces(&e.selector.0));
     format!(
-        "(sum(rate({metric}{bad}[{range}])) or vector(0)) / sum(rate({metric}{all}[{range}]))",
-        metric = e.metric.0,
-        bad = braces(&e.selector.and(&e.bad)),
-        all = braces(&e.selector.0),
-        range = window.promql_range()
+        "(sum({bad}) or vector(0)) / sum({all})",
+        bad = increments(&bad, span),
+        all = increments(&all, span)
     )
+}
+
+/// How long a counter's last sample still stands for its value across a gap. A failed scrape
+/// writes stale markers, and a plain selector would then see the series vanish and, one
+/// scrape later, be "born" again with its whole cumulative value. `last_over_time` over a range
+/// skips stale markers, so a gap shorter than this is no birth. Five minutes is Prometheus's
+/// default lookback: a series silent for longer is gone for Prometheus too.
+const COUNTER_LOOKBACK: &str = "5m";
+
+/// The span counter SLIs count increments over: whole steps of the window's step S, on
+/// multiples of S (Prometheus aligns subquery steps to multiples of the step since the epoch,
+/// whatever the evaluation time), from the last multiple at or before the window's start to
+/// the first at or after its end. An aligned window is counted exactly; any other is widened
+/// by less than one step at each end, so no increment inside the window is ever lost.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CountedSpan {
+    /// Evaluation time of the instant query: the end of the span.
+    at: i64,
+    /// Length of the span in seconds.
+    seconds: i64,
+    /// S in seconds.
+    step: i64,
+}
+
+impl CountedSpan {
+    fn of(window: &Window) -> CountedSpan {
+        let step = step_seconds(window);
+        let from = window.from.timestamp().div_euclid(step) * step;
+        let to = window.to.timestamp();
+        let at = to.div_euclid(step) * step + if to.rem_euclid(step) > 0 { step } else { 0 };
+        CountedSpan {
+            at,
+            seconds: at - from,
+            step,
+        }
+    }
+}
+
+/// The increments of the counters `selector` (one series per label set, without `__name__`)
+/// during `span`, counting a series born inside the span from 0 and a reset as a restart
+/// from 0.
+///
+/// Why not `increase()` / `rate()`: they only count differences between samples inside the
+/// range, so a series whose first sample is already 60 (an error burst on a status never seen
+/// before) adds nothing, and they extrapolate to the range's edges. Here the span is cut into
+/// steps of S; each step adds `value - value S earlier` when the series existed S earlier and
+/// did not drop, and its whole value when it is new or was reset (`or` ignores the metric name;
+/// `* 1` drops it — `last_over_time` keeps it on 2.42 — so both arms are the same series for
+/// `sum_over_time`). The steps telescope to the exact increase of an unbroken series.
+///
+/// The subquery range is one millisecond short of the span: Prometheus 2.x includes a step
+/// that falls exactly on the range's start (3.x does not), and that step's delta lies before
+/// the span. Measured on Prometheus 2.42: `[1200s:15s]` counts 81 steps, `[1199s999ms:15s]`
+/// counts the 80 of the window; both versions agree on the latter.
+fn increments(selector: &str, span: &CountedSpan) -> String {
+    let step = span.step;
+    let now = format!("last_over_time({selector}[{COUNTER_LOOKBACK}])");
+    let before = format!("last_over_time({selector}[{COUNTER_LOOKBACK}] offset {step}s)");
+    format!(
+        "sum_over_time((({now} - {before}) >= 0 or {now} * 1)[{range}:{step}s])",
+        range = just_under(span.seconds)
+    )
+}
+
+/// A PromQL duration one millisecond shorter than `seconds`, e.g. `1199s999ms` for 1200.
+fn just_under(seconds: i64) -> String {
+    if seconds > 1 {
+        format!("{}s999ms", seconds - 1)
+    } else {
+        "999ms".to_string()
+    }
 }
 
 fn promql(p: &PromqlSli, window: &Window) -> String {
@@ -163,8 +251,9 @@ fn kafka(k: &KafkaLagSli, window: &Window) -> Result<Plan, String> {
             let since = window.instant(&k.after)?.timestamp();
             if since > window.to.timestamp() {
                 return Err(format!(
-                    "recovery is counted from {} ({since}), after the window ends",
-                    k.after
+                    "recovery is counted from {} ({}), after the window ends",
+                    k.after,
+                    crate::time::human_instant(since as f64)
                 ));
             }
             Ok(Plan::Range {
@@ -234,26 +323,92 @@ mod tests {
         serde_yaml_ng::from_str(yaml).unwrap()
     }
 
+    /// INC(selector) as the tests expect it, for a span of `range` and a step of 15 s.
+    fn inc(selector: &str, range: &str) -> String {
+        let now = format!("last_over_time({selector}[5m])");
+        format!(
+            "sum_over_time((({now} - last_over_time({selector}[5m] offset 15s)) >= 0 or {now} * 1)[{range}:15s])"
+        )
+    }
+
     #[test]
-    fn latency_and_error_ratio_queries() {
+    fn latency_and_error_ratio_count_increments_step_by_step() {
+        // 1_700_000_000 is 5 s past a multiple of 15 s, and so is the end: the span widens to
+        // [1_699_999_995, 1_700_000_910], 915 s.
         let w = window();
         let plan = plan(
             &sli("latency: {quantile: 0.95, selector: 'service=\"api-gateway\"'}"),
             &w,
         )
         .unwrap();
+        let buckets = inc(
+            "http_request_duration_seconds_bucket{service=\"api-gateway\"}",
+            "914s999ms",
+        );
         assert_eq!(
             plan,
             Plan::Instant {
-                expr: "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service=\"api-gateway\"}[900s])))".into(),
-                at: 1_700_000_900
+                expr: format!("histogram_quantile(0.95, sum by (le) ({buckets}))"),
+                at: 1_700_000_910
             }
         );
-        let plan = plan_expr(&sli("error_ratio: {}"), &w);
-        assert_eq!(
-            plan,
-            "(sum(rate(http_request_duration_seconds_count{status=~\"5..\"}[900s])) or vector(0)) / sum(rate(http_request_duration_seconds_count[900s]))"
+        let expr = plan_expr(&sli("error_ratio: {}"), &w);
+        let bad = inc(
+            "http_request_duration_seconds_count{status=~\"5..\"}",
+            "914s999ms",
         );
+        let all = inc("http_request_duration_seconds_count", "914s999ms");
+        assert_eq!(expr, format!("(sum({bad}) or vector(0)) / sum({all})"));
+    }
+
+    #[test]
+    fn an_aligned_window_is_counted_exactly() {
+        let aligned = Window::new(
+            Utc.timestamp_opt(1_699_999_800, 0).unwrap(),
+            Utc.timestamp_opt(1_700_001_000, 0).unwrap(),
+            &Defaults::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            CountedSpan::of(&aligned),
+            CountedSpan {
+                at: 1_700_001_000,
+                seconds: 1200,
+                step: 15
+            }
+        );
+        let expr = plan_expr(
+            &sli("error_ratio: {selector: 'service=\"a\"', bad: 'code=\"500\"'}"),
+            &aligned,
+        );
+        assert!(
+            expr.starts_with(&format!(
+                "(sum({}) or vector(0))",
+                inc(
+                    "http_request_duration_seconds_count{service=\"a\", code=\"500\"}",
+                    "1199s999ms"
+                )
+            )),
+            "{expr}"
+        );
+        assert_eq!(just_under(1), "999ms");
+    }
+
+    #[test]
+    fn templated_routes_can_be_selected() {
+        let expr = plan_expr(
+            &sli("error_ratio: {selector: 'route=\"/api/v1/products/{id}\"'}"),
+            &window(),
+        );
+        assert!(
+            expr.contains(
+                "http_request_duration_seconds_count{route=\"/api/v1/products/{id}\"}[5m]"
+            ),
+            "{expr}"
+        );
+        let braces: Result<Sli, _> =
+            serde_yaml_ng::from_str("error_ratio: {selector: '{a=\"b\"}'}");
+        assert!(braces.unwrap_err().to_string().contains("without braces"));
     }
 
     fn plan_expr(sli: &Sli, w: &Window) -> String {

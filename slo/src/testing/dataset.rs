@@ -72,6 +72,89 @@ pub const ERROR_SERVICES: [ErrorCase; 4] = [
     },
 ];
 
+/// A counter's value at the sample of index k, `None` while the series does not exist.
+pub type CountAt = fn(i64) -> Option<u64>;
+
+/// A service whose request counters do what `rate()` gets wrong: a label set born inside the
+/// window already holding requests, or a reset. Each status's count is a function of the
+/// sample's index k (time `T0 + 15 k`), `None` while the series does not exist.
+pub struct CounterCase {
+    pub service: &'static str,
+    pub per_status: &'static [(&'static str, CountAt)],
+    /// Requests counted in (`FROM`, `TO`], 5xx and all: the truth the SLI must give.
+    pub bad: u64,
+    pub all: u64,
+}
+
+/// Index of the sample at [`FROM`].
+const K_FROM: i64 = (FROM - T0) / STEP;
+
+pub const COUNTER_SERVICES: [CounterCase; 2] = [
+    // 2xx grows 100 a step all along: 8000 in the window's 80 steps. A 503 burst lands between
+    // two scrapes 15 minutes in, on a status not seen before: the 503 series' first sample is
+    // already 60; then 2 more a step for 60 steps. Bad = 60 + 120.
+    CounterCase {
+        service: "orders-burst",
+        per_status: &[("200", burst_ok), ("503", burst_errors)],
+        bad: 180,
+        all: 8000 + 180,
+    },
+    // The process restarts 20 minutes in (sample 81): 2xx was 50 a step (2000 in the window
+    // before the restart) and is 7 at the first scrape after it, then 50 a step for 39 steps
+    // (1957); 500s were 2 a step (80), then 1, then 2 a step (79).
+    CounterCase {
+        service: "orders-restarted",
+        per_status: &[("200", restarted_ok), ("500", restarted_errors)],
+        bad: 80 + 79,
+        all: 2000 + 1957 + 80 + 79,
+    },
+];
+
+fn burst_ok(k: i64) -> Option<u64> {
+    Some(100 * k as u64)
+}
+
+fn burst_errors(k: i64) -> Option<u64> {
+    (k >= K_FROM + 20).then(|| 60 + 2 * (k - K_FROM - 20) as u64)
+}
+
+/// Sample index of the first scrape after the restart.
+const RESTART: i64 = 81;
+
+fn restarted_ok(k: i64) -> Option<u64> {
+    Some(if k < RESTART {
+        50 * k as u64
+    } else {
+        7 + 50 * (k - RESTART) as u64
+    })
+}
+
+fn restarted_errors(k: i64) -> Option<u64> {
+    Some(if k < RESTART {
+        2 * k as u64
+    } else {
+        1 + 2 * (k - RESTART) as u64
+    })
+}
+
+/// A latency histogram whose slow label set is born inside the window: requests of status 200
+/// add 10 a step in the first bucket (<= 0.1 s) all along (800 in the window); the 504s'
+/// series first appear 20 minutes in with 60 observations in (0.5 s, 1 s], then 1 more a step
+/// (40 steps). The true counts in the window per bucket are [`BORN_SLOW_COUNTS`].
+pub const BORN_SLOW_SERVICE: &str = "checkout-born-slow";
+pub const BORN_SLOW_COUNTS: [u64; 5] = [800, 0, 0, 100, 0];
+
+fn born_slow_fast(k: i64) -> Option<Vec<u64>> {
+    Some(vec![10 * k as u64, 0, 0, 0, 0])
+}
+
+/// Sample index of the slow label set's first scrape, 20 minutes in.
+const SLOW_BORN: i64 = K_FROM + 40;
+
+fn born_slow_slow(k: i64) -> Option<Vec<u64>> {
+    (k >= SLOW_BORN).then(|| vec![0, 0, 0, 60 + (k - SLOW_BORN) as u64, 0])
+}
+
 /// An autoscaler's spec and how its replicas move.
 pub struct HpaCase {
     pub name: &'static str,
@@ -301,6 +384,28 @@ pub fn openmetrics() -> String {
                 times(),
             );
         }
+    }
+    let indexed = || times().enumerate().map(|(k, t)| (k as i64, t));
+    for case in &COUNTER_SERVICES {
+        for (status, count) in case.per_status {
+            om.histogram_samples(
+                histogram,
+                &[("service", case.service), ("status", status)],
+                &BOUNDS,
+                indexed().filter_map(|(k, t)| count(k).map(|n| (t, vec![n, 0, 0, 0, 0]))),
+            );
+        }
+    }
+    for (status, counts) in [
+        ("200", born_slow_fast as fn(i64) -> _),
+        ("504", born_slow_slow),
+    ] {
+        om.histogram_samples(
+            histogram,
+            &[("service", BORN_SLOW_SERVICE), ("status", status)],
+            &BOUNDS,
+            indexed().filter_map(|(k, t)| counts(k).map(|c| (t, c))),
+        );
     }
     for hpa in &HPAS {
         let labels = [

@@ -74,47 +74,77 @@ impl OpenMetrics {
         per_step: &[u64],
         times: impl IntoIterator<Item = i64>,
     ) -> &mut Self {
-        assert_eq!(
-            per_step.len(),
-            bounds.len() + 1,
-            "one increment per bucket and +Inf"
-        );
-        let times: Vec<i64> = times.into_iter().collect();
-        let mut cumulative = 0;
+        let samples = times.into_iter().enumerate().map(|(k, at)| {
+            let counts: Vec<u64> = per_step.iter().map(|n| n * k as u64).collect();
+            (at, counts)
+        });
+        self.histogram_samples(name, labels, bounds, samples)
+    }
+
+    /// A histogram given sample by sample: at each time, the observations counted so far in
+    /// each bucket (non-cumulative across buckets, `+Inf` last; one more entry than `bounds`).
+    /// Its series exist from the first time given, whatever the counts (a label set born
+    /// late), and may drop (a counter reset).
+    pub fn histogram_samples(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        bounds: &[f64],
+        samples: impl IntoIterator<Item = (i64, Vec<u64>)>,
+    ) -> &mut Self {
+        let mut samples: Vec<(i64, Vec<u64>)> = samples.into_iter().collect();
+        samples.sort_by_key(|(at, _)| *at);
+        for (at, counts) in &samples {
+            assert_eq!(
+                counts.len(),
+                bounds.len() + 1,
+                "one count per bucket and +Inf at {at}"
+            );
+        }
+        // An observation's value, for `_sum`: its bucket's bound (twice the last for +Inf).
+        let value = |i: usize| {
+            bounds
+                .get(i)
+                .copied()
+                .unwrap_or(bounds[bounds.len() - 1] * 2.0)
+        };
         let labels = owned(labels);
         let family = self.family(name, "histogram");
-        for (i, increment) in per_step.iter().enumerate() {
-            cumulative += increment;
+        for i in 0..=bounds.len() {
             let le = bounds.get(i).map_or("+Inf".to_string(), |b| b.to_string());
             let mut bucket_labels = labels.clone();
             bucket_labels.push(("le".into(), le));
-            let samples = steps(&times, cumulative as f64);
             family.series.push(Series {
                 name: format!("{name}_bucket"),
                 labels: bucket_labels,
-                samples,
+                samples: samples
+                    .iter()
+                    .map(|(at, counts)| (*at, counts[..=i].iter().sum::<u64>() as f64))
+                    .collect(),
             });
         }
-        let sum_per_step: f64 = per_step
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                *n as f64
-                    * bounds
-                        .get(i)
-                        .copied()
-                        .unwrap_or(bounds[bounds.len() - 1] * 2.0)
-            })
-            .sum();
         family.series.push(Series {
             name: format!("{name}_count"),
             labels: labels.clone(),
-            samples: steps(&times, cumulative as f64),
+            samples: samples
+                .iter()
+                .map(|(at, counts)| (*at, counts.iter().sum::<u64>() as f64))
+                .collect(),
         });
         family.series.push(Series {
             name: format!("{name}_sum"),
             labels,
-            samples: steps(&times, sum_per_step),
+            samples: samples
+                .iter()
+                .map(|(at, counts)| {
+                    let sum = counts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| *n as f64 * value(i))
+                        .sum();
+                    (*at, sum)
+                })
+                .collect(),
         });
         self
     }
@@ -139,15 +169,6 @@ impl OpenMetrics {
         out.push_str("# EOF\n");
         out
     }
-}
-
-/// `k * per_step` at the k-th time.
-fn steps(times: &[i64], per_step: f64) -> Vec<(i64, f64)> {
-    times
-        .iter()
-        .enumerate()
-        .map(|(k, at)| (*at, k as f64 * per_step))
-        .collect()
 }
 
 fn sorted(samples: impl IntoIterator<Item = (i64, f64)>) -> Vec<(i64, f64)> {
