@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::sources::SourceKind;
 use crate::validated::deserialize_validated;
-use crate::value::{Amount, Bound, BoundVisitor, HumanDuration, Unit, Written};
+use crate::value::{Bound, BoundVisitor, HumanDuration, Unit, Written};
 
 /// A named set of SLOs, the content of one SLO file.
 #[derive(Clone, Debug, Deserialize)]
@@ -671,8 +671,8 @@ pub enum KafkaMeasure {
 }
 
 /// A lag bound in an SLO file: a plain number counts messages (`1000`), a duration counts the
-/// time lag (`5s`). Kept apart from [`Amount`] because there the two forms mean the same
-/// number, and here they name different measurements.
+/// time lag (`5s`). Kept apart from [`Bound`] because there the forms are one quantity in
+/// different units, and here they name different measurements.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LagBound {
     Messages(f64),

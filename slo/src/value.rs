@@ -1,8 +1,9 @@
 //! Units and numbers as people write and read them.
 //!
-//! An SLO file says `500ms`, `1%` or `5m` rather than `0.5`, `0.01` or `300`: [`Amount`] accepts
-//! both forms and stores the value in the SLI's base unit (seconds, ratio, count), so the
-//! evaluator compares plain numbers. [`Unit`] turns values back into text (`437.5 ms`,
+//! An SLO file says `500ms`, `1%` or `5m` rather than `0.5`, `0.01` or `300`: [`Bound`] reads
+//! those forms, remembers which one was written (a bare number on a latency is refused) and
+//! stores the value in the SLI's base unit (seconds, ratio, count), so the evaluator compares
+//! plain numbers. [`Unit`] turns values back into text (`437.5 ms`,
 //! `0.8 %`) and names the unit a run report expects (`ms`, `ratio`).
 
 use std::fmt;
@@ -79,60 +80,6 @@ fn trimmed(value: f64) -> String {
         "0".to_string()
     } else {
         text.to_string()
-    }
-}
-
-/// A number in an SLO file: `0.5`, `1000`, `"500ms"`, `"5m"` (seconds) or `"1%"` (a ratio).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(transparent)]
-pub struct Amount(pub f64);
-
-impl Amount {
-    /// Parses the text form; plain numbers are taken as they are.
-    pub fn parse(text: &str) -> Result<Amount, String> {
-        let text = text.trim();
-        if let Some(percent) = text.strip_suffix('%') {
-            return percent
-                .trim()
-                .parse::<f64>()
-                .map(|p| Amount(p / 100.0))
-                .map_err(|_| format!("`{text}` is not a percentage like `1%` or `0.5%`"));
-        }
-        if let Ok(number) = text.parse::<f64>() {
-            return Ok(Amount(number));
-        }
-        humantime::parse_duration(text)
-            .map(|d| Amount(d.as_secs_f64()))
-            .map_err(|_| {
-                format!(
-                    "`{text}` is neither a number, a percentage (`1%`) nor a duration (`500ms`, `5m`)"
-                )
-            })
-    }
-}
-
-impl<'de> Deserialize<'de> for Amount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Amount;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number, a percentage like `1%` or a duration like `500ms`")
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Amount, E> {
-                Ok(Amount(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Amount, E> {
-                Ok(Amount(v as f64))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Amount, E> {
-                Ok(Amount(v as f64))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Amount, E> {
-                Amount::parse(v).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -383,16 +330,6 @@ impl Serialize for HumanDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amounts_accept_numbers_percentages_and_durations() {
-        assert_eq!(Amount::parse("0.5").unwrap(), Amount(0.5));
-        assert_eq!(Amount::parse("1%").unwrap(), Amount(0.01));
-        assert_eq!(Amount::parse("500ms").unwrap(), Amount(0.5));
-        assert_eq!(Amount::parse("5m").unwrap(), Amount(300.0));
-        assert!(Amount::parse("fast").unwrap_err().contains("`fast`"));
-        assert!(Amount::parse("x%").is_err());
-    }
 
     #[test]
     fn bounds_remember_how_they_were_written() {

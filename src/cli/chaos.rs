@@ -148,11 +148,8 @@ pub(super) async fn start_stack(
 ) -> Result<Option<Stack>> {
     match experiment.target {
         Target::Local(_) => {
-            chaos::plan::dry_run(
-                experiment,
-                &chaos::local::StackShape::planned(args.brokers),
-            )
-            .map_err(classified)?;
+            chaos::plan::dry_run(experiment, &chaos::local::StackShape::planned(args.brokers))
+                .map_err(classified)?;
             Ok(args.target_or_start(None, quiet).await?.0)
         }
         Target::Kube(_) => Ok(None),

@@ -151,9 +151,22 @@ pub async fn consume<F, Fut>(
     F: FnMut(String, Envelope) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    // A commit sent while the group coordinator's broker is down is lost, not retried: without
+    // a later commit on that partition the group's position stays behind what was handled, and
+    // its lag (in time: the age of the message at the committed offset) grows forever once the
+    // traffic stops. Re-committing the consumer's position every second repairs that; between
+    // two messages every received one has been handled, so the position is safe to commit.
+    let mut recommit = tokio::time::interval(Duration::from_secs(1));
+    recommit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let message = tokio::select! {
             _ = shutdown.wait() => break,
+            _ = recommit.tick() => {
+                if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+                    tracing::debug!(error = %e, "periodic commit skipped");
+                }
+                continue;
+            }
             m = consumer.recv() => m,
         };
         let message = match message {
