@@ -19,6 +19,13 @@ pub enum ChaosError {
     Failed(String),
 }
 
+/// A malformed experiment or SLO file is a configuration error (exit 2).
+impl From<config::Error> for ChaosError {
+    fn from(error: config::Error) -> Self {
+        ChaosError::Invalid(error.to_string())
+    }
+}
+
 impl ChaosError {
     /// The documented exit code for this error: 1 failed, 2 usage/config, 3 unreachable.
     pub fn exit_code(&self) -> u8 {

@@ -10,7 +10,6 @@
 //! verdicts and the exit code. [`plan::dry_run`] prints the plan instead.
 
 pub mod action;
-pub mod duration;
 pub mod error;
 pub mod faults;
 pub mod in_force;

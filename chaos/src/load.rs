@@ -1,12 +1,11 @@
 //! Reading an experiment file, with errors a person can act on (exit 2): the file, line and
-//! column, the field path (`method[1].action.process-kill.service`) and what was wrong —
-//! `serde_path_to_error` supplies the path, `serde_yaml_ng` the position. Rules that span
+//! column, the field path (`method[1].action.process-kill.service`) and what was wrong, read
+//! the way the shared `config` crate reads every configuration file. Rules that span
 //! several fields (a `repeat_every` without `count`, a halt condition naming an unknown SLO) are
 //! checked right after and name their field.
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use slo::{Metadata as SloMetadata, SloSet, SourceKind};
 
 use crate::error::ChaosError;
@@ -18,56 +17,21 @@ use crate::model::{
 /// Reads and validates the experiment at `path` (an SLO file it names is read too).
 pub fn load(path: impl AsRef<Path>) -> Result<Experiment, ChaosError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ChaosError::Invalid(format!("cannot read experiment {}: {e}", path.display()))
-    })?;
-    parse(&text, path)
+    parse(&config::read_text(path, "experiment")?, path)
 }
 
 /// Parses experiment text; `path` names the file in errors and anchors a relative `slo` path.
 pub fn parse(text: &str, path: &Path) -> Result<Experiment, ChaosError> {
-    let head: Head = deserialize(text, path)?;
+    let head: Head = config::parse(text, path)?;
     match head.target {
-        Target::Local(_) => resolve(deserialize::<Document<LocalAction>>(text, path)?, path),
-        Target::Kube(_) => resolve(deserialize::<Document<KubeAction>>(text, path)?, path),
+        Target::Local(_) => resolve(config::parse::<Document<LocalAction>>(text, path)?, path),
+        Target::Kube(_) => resolve(config::parse::<Document<KubeAction>>(text, path)?, path),
     }
-}
-
-fn deserialize<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, ChaosError> {
-    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let field = error.path().to_string();
-        let inner = error.into_inner();
-        let location = inner.location();
-        let mut message = inner.to_string();
-        if let Some(l) = &location {
-            let suffix = format!(" at line {} column {}", l.line(), l.column());
-            message = message
-                .strip_suffix(&suffix)
-                .unwrap_or(&message)
-                .to_string();
-        }
-        // serde_yaml_ng prefixes the part of the path it knew; the full path is printed anyway.
-        if let Some((prefix, rest)) = message.split_once(": ")
-            && field.starts_with(prefix)
-        {
-            message = rest.to_string();
-        }
-        let position = location
-            .map(|l| format!(":{}:{}", l.line(), l.column()))
-            .unwrap_or_default();
-        let field = if field == "." {
-            "document".to_string()
-        } else {
-            format!("field `{field}`")
-        };
-        ChaosError::Invalid(format!("{}{position}: {field}: {message}", path.display()))
-    })
 }
 
 /// A rule across fields was broken: name the file and field.
 fn invalid(path: &Path, field: &str, message: impl std::fmt::Display) -> ChaosError {
-    ChaosError::Invalid(format!("{}: field `{field}`: {message}", path.display()))
+    config::Error::field(path, field, message).into()
 }
 
 fn resolve<A: Into<ActionSpec>>(doc: Document<A>, path: &Path) -> Result<Experiment, ChaosError> {
@@ -194,7 +158,7 @@ fn steady_state(doc: SteadyStateDoc, path: &Path) -> Result<SteadyState, ChaosEr
                 ));
             }
             let file = relative_to(path, &file);
-            let set = slo::load(&file).map_err(|e| ChaosError::Invalid(e.to_string()))?;
+            let set = slo::load(&file)?;
             (set, file.display().to_string())
         }
         (None, Some(slos)) => {

@@ -109,7 +109,7 @@ pub struct ProcessKill {
     /// How long the service may take to be ready again before the action counts as failed.
     #[serde(
         default = "default_recovery",
-        deserialize_with = "crate::duration::required"
+        deserialize_with = "config::duration::required"
     )]
     pub recovery_timeout: Duration,
 }
@@ -123,7 +123,7 @@ pub struct LocalBrokerFailure {
     pub brokers: Option<u32>,
     #[serde(default)]
     pub ids: Vec<i32>,
-    #[serde(deserialize_with = "crate::duration::required")]
+    #[serde(deserialize_with = "config::duration::required")]
     pub duration: Duration,
     /// When set, recovery is measured until this consumer group's lag is back below `below`.
     #[serde(default)]
@@ -140,7 +140,7 @@ pub struct LagRecovery {
     pub below: u64,
     #[serde(
         default = "default_recovery",
-        deserialize_with = "crate::duration::required"
+        deserialize_with = "config::duration::required"
     )]
     pub timeout: Duration,
 }
@@ -156,13 +156,13 @@ pub struct Faults {
     /// ... or any admin base URL serving `/admin/faults` (kube targets, port-forwards).
     #[serde(default)]
     pub admin_url: Option<String>,
-    #[serde(default, deserialize_with = "crate::duration::optional")]
+    #[serde(default, deserialize_with = "config::duration::optional")]
     pub latency: Option<Duration>,
-    #[serde(default, deserialize_with = "crate::duration::optional")]
+    #[serde(default, deserialize_with = "config::duration::optional")]
     pub jitter: Option<Duration>,
     #[serde(default, deserialize_with = "ratio")]
     pub error_ratio: f64,
-    #[serde(deserialize_with = "crate::duration::required")]
+    #[serde(deserialize_with = "config::duration::required")]
     pub duration: Duration,
 }
 
@@ -313,9 +313,9 @@ pub struct StepDoc<A> {
     pub name: String,
     pub action: A,
     /// Offset from the start of the method.
-    #[serde(default, deserialize_with = "crate::duration::optional")]
+    #[serde(default, deserialize_with = "config::duration::optional")]
     pub at: Option<Duration>,
-    #[serde(default, deserialize_with = "crate::duration::optional")]
+    #[serde(default, deserialize_with = "config::duration::optional")]
     pub repeat_every: Option<Duration>,
     /// How many times in all (default 1; needs `repeat_every` when above 1).
     #[serde(default)]
@@ -346,13 +346,13 @@ pub struct SteadyStateDoc {
     /// How long the hypothesis is observed before the method starts.
     #[serde(
         default = "default_before",
-        deserialize_with = "crate::duration::required"
+        deserialize_with = "config::duration::required"
     )]
     pub before: Duration,
     /// How long it is observed after the method and rollbacks.
     #[serde(
         default = "default_after",
-        deserialize_with = "crate::duration::required"
+        deserialize_with = "config::duration::required"
     )]
     pub after: Duration,
     /// Let SLOs without data pass.
@@ -377,13 +377,13 @@ pub struct Safety {
     /// How often the halt conditions are checked while the method runs.
     #[serde(
         default = "default_halt_every",
-        deserialize_with = "crate::duration::required"
+        deserialize_with = "config::duration::required"
     )]
     pub halt_every: Duration,
     /// The window each halt check looks back over.
     #[serde(
         default = "default_halt_window",
-        deserialize_with = "crate::duration::required"
+        deserialize_with = "config::duration::required"
     )]
     pub halt_window: Duration,
 }

@@ -19,7 +19,6 @@ pub mod render;
 mod series;
 pub mod sources;
 mod time;
-mod validated;
 mod value;
 mod window;
 

@@ -2,90 +2,23 @@
 //!
 //! A malformed file is a configuration error (exit 2), and the message must lead straight to
 //! the fix: the file, the line and column, the field path (`slos[2].objective.lt`) and what
-//! was wrong. `serde_path_to_error` supplies the path, `serde_yaml_ng` the position.
+//! was wrong. The shared `config` crate reads every configuration file that way.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::model::SloSet;
 
 /// Why an SLO file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read SLO file {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}{}: {}: {message}", path.display(), position(*line, *column), field_text(field))]
-    Invalid {
-        path: PathBuf,
-        /// 1-based line of the offending node, when the YAML parser knows it.
-        line: Option<usize>,
-        column: Option<usize>,
-        /// Path of the offending field, e.g. `slos[1].objective`; `.` for the document.
-        field: String,
-        message: String,
-    },
-}
-
-fn position(line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
-        (Some(line), Some(column)) => format!(":{line}:{column}"),
-        (Some(line), None) => format!(":{line}"),
-        _ => String::new(),
-    }
-}
-
-fn field_text(field: &str) -> String {
-    if field == "." {
-        "document".to_string()
-    } else {
-        format!("field `{field}`")
-    }
-}
+pub type LoadError = config::Error;
 
 /// Reads and validates the SLO file at `path`.
 pub fn load(path: impl AsRef<Path>) -> Result<SloSet, LoadError> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text, path)
+    config::read(path, "SLO file")
 }
 
 /// Parses SLO file text; `path` only names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<SloSet, LoadError> {
-    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let field = error.path().to_string();
-        let inner = error.into_inner();
-        let location = inner.location();
-        LoadError::Invalid {
-            path: path.to_path_buf(),
-            line: location.as_ref().map(|l| l.line()),
-            column: location.as_ref().map(|l| l.column()),
-            message: bare_message(&inner.to_string(), &field, location.as_ref()),
-            field,
-        }
-    })
-}
-
-/// The YAML error's message without the position and path it repeats (both are reported in
-/// their own fields).
-fn bare_message(text: &str, field: &str, location: Option<&serde_yaml_ng::Location>) -> String {
-    let mut message = text;
-    if let Some(location) = location {
-        let suffix = format!(" at line {} column {}", location.line(), location.column());
-        message = message.strip_suffix(suffix.as_str()).unwrap_or(message);
-    }
-    // serde_yaml_ng prefixes the path it knew at that point, which may be shorter than the
-    // full field path (`slos[1].sli.error_ratio` for `slos[1].sli.error_ratio.selector`).
-    match message.split_once(": ") {
-        Some((path, rest)) if field.starts_with(path) => rest.to_string(),
-        _ => message.to_string(),
-    }
+    config::parse(text, path)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The SLO file model (`apiVersion: shakedown/v1`, `kind: SLOSet`), as serde types.
 //!
 //! Every rule a file must follow is checked while it is deserialized (newtypes and conversions
-//! that run inside each YAML node, see `crate::validated`), so an invalid file fails with the
+//! that run inside each YAML node, see `config::validated`), so an invalid file fails with the
 //! line and the field at fault instead of a later, placeless error. `slo/schema/sloset.schema.json` documents the same layout for editors.
 
 use std::collections::BTreeSet;
@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
 use crate::sources::SourceKind;
-use crate::validated::deserialize_validated;
 use crate::value::{Bound, BoundVisitor, HumanDuration, Unit, Written};
+use config::deserialize_validated;
 
 /// A named set of SLOs, the content of one SLO file.
 #[derive(Clone, Debug, Deserialize)]
@@ -36,7 +36,7 @@ impl SloSet {
     }
 }
 
-// Types whose rules are checked inside their own YAML node (see `crate::validated`).
+// Types whose rules are checked inside their own YAML node (see `config::validated`).
 deserialize_validated!(Quantile, number);
 deserialize_validated!(MetricName, string);
 deserialize_validated!(Selector, string);

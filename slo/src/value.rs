@@ -310,8 +310,7 @@ pub struct HumanDuration(pub Duration);
 impl TryFrom<String> for HumanDuration {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        let duration = humantime::parse_duration(&text)
-            .map_err(|e| format!("`{text}` is not a duration like `15m` or `30s`: {e}"))?;
+        let duration = config::duration::parse(&text)?;
         if duration.is_zero() {
             return Err("the duration must be longer than 0".into());
         }
@@ -319,11 +318,11 @@ impl TryFrom<String> for HumanDuration {
     }
 }
 
-crate::validated::deserialize_validated!(HumanDuration, string);
+config::deserialize_validated!(HumanDuration, string);
 
 impl Serialize for HumanDuration {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
+        config::Duration(self.0).serialize(serializer)
     }
 }
 

@@ -52,7 +52,7 @@ pub struct PodKill {
     /// How long the owner may take to be back to its desired ready replicas (default 120s).
     #[serde(
         default = "default_recovery_timeout",
-        deserialize_with = "crate::duration::required"
+        deserialize_with = "config::duration::required"
     )]
     pub recovery_timeout: Duration,
 }
@@ -79,7 +79,7 @@ pub struct KubeBrokerFailure {
     pub grace_period_seconds: u32,
     #[serde(
         default = "default_recovery_timeout",
-        deserialize_with = "crate::duration::required"
+        deserialize_with = "config::duration::required"
     )]
     pub recovery_timeout: Duration,
 }

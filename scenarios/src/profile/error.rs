@@ -72,6 +72,29 @@ impl fmt::Display for Invalid<'_> {
     }
 }
 
+/// The shared configuration reader's errors, in the profile's terms (the `invalid profile`
+/// prefix, no field for the document).
+impl From<config::Error> for ProfileError {
+    fn from(error: config::Error) -> Self {
+        match error {
+            config::Error::Io { path, source, .. } => ProfileError::Read { path, source },
+            config::Error::Invalid {
+                path,
+                line,
+                column,
+                field,
+                message,
+            } => ProfileError::Invalid {
+                origin: path.display().to_string(),
+                line,
+                column,
+                field,
+                message,
+            },
+        }
+    }
+}
+
 impl ProfileError {
     /// The line the error points at, if known.
     pub fn line(&self) -> Option<usize> {

@@ -95,10 +95,7 @@ impl Profile {
 
     /// Loads and validates a profile YAML file.
     pub fn load_file(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = config::read_text(path, "profile")?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -3,7 +3,7 @@
 //! `#[serde(try_from = ...)]` validates after the node has been read, so serde_yaml_ng blames
 //! the enclosing mapping: a bad `warn` band would point at the SLO's first line. These helpers
 //! run the check inside the visitor of the node itself, so the error carries that node's line
-//! and column.
+//! and column. Use them through [`deserialize_validated!`](crate::deserialize_validated).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -81,29 +81,31 @@ where
     deserializer.deserialize_f64(NumberVisitor(PhantomData))
 }
 
-/// `impl Deserialize` for a type validated by one of the helpers above.
+/// `impl Deserialize` for a type validated by one of the helpers above:
+/// `config::deserialize_validated!(Objective, map RawObjective)` (`T: TryFrom<Raw>`),
+/// `(Selector, string)` (`T: TryFrom<String>`), `(Quantile, number)` (`T: TryFrom<f64>`), each
+/// with `Error = String`.
+#[macro_export]
 macro_rules! deserialize_validated {
     ($ty:ty, map $raw:ty) => {
-        impl<'de> serde::Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                crate::validated::map::<D, $raw, $ty>(d)
+        impl<'de> $crate::__serde::Deserialize<'de> for $ty {
+            fn deserialize<D: $crate::__serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::validated::map::<D, $raw, $ty>(d)
             }
         }
     };
     ($ty:ty, string) => {
-        impl<'de> serde::Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                crate::validated::string::<D, $ty>(d)
+        impl<'de> $crate::__serde::Deserialize<'de> for $ty {
+            fn deserialize<D: $crate::__serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::validated::string::<D, $ty>(d)
             }
         }
     };
     ($ty:ty, number) => {
-        impl<'de> serde::Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                crate::validated::number::<D, $ty>(d)
+        impl<'de> $crate::__serde::Deserialize<'de> for $ty {
+            fn deserialize<D: $crate::__serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::validated::number::<D, $ty>(d)
             }
         }
     };
 }
-
-pub(crate) use deserialize_validated;
