@@ -110,11 +110,8 @@ fn an_unreachable_prometheus_exits_3_before_any_request() {
 
 #[test]
 fn a_query_prometheus_refuses_exits_2_before_any_request() {
+    // `start` fails the test in CI when Prometheus is missing (slo::testing::missing_tool).
     let Some(prometheus) = slo::testing::prometheus::TestPrometheus::start("# EOF\n") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "prometheus and promtool are needed in CI (scripts/setup.sh installs them)"
-        );
         return;
     };
     let target = RecordingServer::start();
