@@ -21,6 +21,7 @@ pub mod capacity;
 mod error;
 mod gateway;
 mod goose_plan;
+pub mod import;
 mod pacing;
 pub mod profile;
 mod progress;

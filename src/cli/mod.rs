@@ -6,6 +6,7 @@ mod chaos;
 mod drill;
 mod exit;
 mod gate;
+mod import;
 mod report;
 mod run;
 mod serve;
@@ -52,6 +53,9 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// On-call drill: load, a chaos experiment inside it, SLOs and order accounting, one report.
     Drill(drill::DrillArgs),
+    /// Scenario files: `scenario import openapi|har` writes one from an OpenAPI description or
+    /// a browser recording.
+    Scenario(import::ScenarioArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
             Command::Report(args) => report::run(args),
             Command::Chaos(args) => chaos::run(args, cli.quiet, &shutdown()?).await,
             Command::Drill(args) => drill::run(args, cli.quiet, &shutdown()?).await,
+            Command::Scenario(args) => import::run_scenario(args),
         }
     });
     match outcome {
