@@ -84,13 +84,19 @@ impl Correlator {
         let index = self.index;
         self.index += 1;
         let content = &entry.response.content;
-        if content.encoding.is_some() {
-            return;
-        }
-        let Some(json) = content
-            .text
-            .as_deref()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        // Browsers store binary-looking (and sometimes compressed-then-decoded) bodies as base64.
+        let text = match (content.encoding.as_deref(), content.text.as_deref()) {
+            (Some("base64"), Some(text)) => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+            }
+            (None, Some(text)) => Some(text.to_string()),
+            _ => None,
+        };
+        let Some(json) = text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         else {
             return;
         };

@@ -9,6 +9,7 @@
 mod correlate;
 mod doc;
 mod har;
+mod har_filter;
 mod names;
 mod openapi;
 mod schema;
