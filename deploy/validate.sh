@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 # The oldest Kubernetes these manifests target (preStop sleep action: 1.30).
 K8S_VERSION="${K8S_VERSION:-1.30}"
 
-for dir in base kafka observability chaos load overlays/dev overlays/prod; do
+for dir in base kafka kafka-cluster observability chaos load overlays/dev overlays/prod; do
   echo "== kubectl kustomize deploy/$dir"
   kubectl kustomize "$dir" >/dev/null
   if command -v kubernetes-validate >/dev/null 2>&1; then

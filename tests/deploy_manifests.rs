@@ -4,9 +4,14 @@
 //! PodDisruptionBudget and ServiceAccount; the HPAs follow the platform seeds; no image is
 //! `latest`; secrets are referenced, never committed (except the dev overlay's fake ones); the
 //! chaos RBAC is namespaced and deletes nothing but pods; the load generator is an Indexed Job;
-//! and promtool accepts the Prometheus configuration and rules.
+//! and promtool accepts the Prometheus configuration and rules. The chaos examples against
+//! deploy/ are in `deploy_manifests/chaos.rs`.
 //!
-//! Tests that need `kubectl` or `promtool` print a message and pass when the tool is missing.
+//! Tests that need `kubectl` or `promtool` print a message and pass when the tool is missing,
+//! except in CI (`CI=true`), where they fail naming it (`slo::testing::missing_tool`).
+
+#[path = "deploy_manifests/chaos.rs"]
+mod chaos_examples;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -734,7 +739,10 @@ fn chaos_rbac_is_namespaced_and_deletes_only_pods() {
     let Some(docs) = render("chaos") else { return };
     for doc in &docs {
         assert!(
-            matches!(kind(doc), "ServiceAccount" | "Role" | "RoleBinding"),
+            matches!(
+                kind(doc),
+                "ServiceAccount" | "Role" | "RoleBinding" | "NetworkPolicy"
+            ),
             "chaos renders a {} ({}): nothing cluster-scoped allowed",
             kind(doc),
             name(doc)
