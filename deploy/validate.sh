@@ -2,7 +2,9 @@
 # Offline checks of everything in deploy/ (no cluster needed):
 #   - every kustomization renders (kubectl kustomize);
 #   - the renders validate against the Kubernetes schemas, when kubernetes-validate is installed
-#     (pip install kubernetes-validate); KafkaTopic has no schema there and only warns;
+#     (scripts/setup.sh puts it in ~/.local/share/shakedown/venv; or pip install
+#     kubernetes-validate); Strimzi's Kafka, KafkaNodePool and KafkaTopic have no schema there and
+#     only warn;
 #   - promtool checks the Prometheus config and rules and runs the rule unit tests.
 # Usage: deploy/validate.sh   (from anywhere; exits non-zero on the first failure)
 set -euo pipefail
@@ -11,12 +13,18 @@ cd "$(dirname "$0")"
 # The oldest Kubernetes these manifests target (preStop sleep action: 1.30).
 K8S_VERSION="${K8S_VERSION:-1.30}"
 
-for dir in base kafka observability chaos load overlays/dev overlays/prod; do
+validate="${KUBERNETES_VALIDATE:-}"
+[ -n "$validate" ] || validate=$(command -v kubernetes-validate || true)
+venv="${SHAKEDOWN_VENV:-$HOME/.local/share/shakedown/venv}"
+[ -n "$validate" ] || { [ -x "$venv/bin/kubernetes-validate" ] && validate="$venv/bin/kubernetes-validate"; } || true
+[ -n "$validate" ] || echo "   kubernetes-validate not found: schema checks skipped (scripts/setup.sh installs it)"
+
+for dir in base kafka kafka-cluster observability chaos load overlays/dev overlays/prod; do
   echo "== kubectl kustomize deploy/$dir"
   kubectl kustomize "$dir" >/dev/null
-  if command -v kubernetes-validate >/dev/null 2>&1; then
+  if [ -n "$validate" ]; then
     echo "== kubectl kustomize deploy/$dir | kubernetes-validate --strict -k $K8S_VERSION -"
-    kubectl kustomize "$dir" | kubernetes-validate --strict --quiet -k "$K8S_VERSION" -
+    kubectl kustomize "$dir" | "$validate" --strict --quiet -k "$K8S_VERSION" -
   fi
 done
 

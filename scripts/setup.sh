@@ -5,7 +5,10 @@
 #   postgresql             (order/payment tests against a real Postgres, via initdb + pg_ctl)
 #   kubectl                (deploy/ manifests rendered with `kubectl kustomize`; this machine kind
 #                           ships one, Debian's kubernetes-client is the fallback)
-#   python3 jsonschema+yaml (the SLO examples validated against their JSON Schema)
+#   kubernetes-validate    (offline schema check of every deploy/ kustomization, PyPI; in the venv
+#                           $SHAKEDOWN_VENV, default ~/.local/share/shakedown/venv, where
+#                           tests/deploy_manifests.rs and deploy/validate.sh look for it)
+# JSON Schemas (slo/, chaos/) are checked in Rust (the jsonschema crate): no Python module needed.
 # Tests that need one of these fail in CI (CI=true) when it is missing, naming it.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
@@ -24,12 +27,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if ! python3 -c 'import jsonschema, yaml' >/dev/null 2>&1; then
-  echo "setup: installing python3 modules jsonschema, pyyaml" >&2
-  python3 -m pip install --quiet jsonschema pyyaml >/dev/null 2>&1 \
-    || { $sudo apt-get install -y -qq --no-install-recommends python3-jsonschema python3-yaml >/dev/null; }
+# A venv of its own: works where the system Python refuses pip (PEP 668) and needs no root.
+venv="${SHAKEDOWN_VENV:-$HOME/.local/share/shakedown/venv}"
+if ! command -v kubernetes-validate >/dev/null 2>&1 && ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
+  echo "setup: installing kubernetes-validate into $venv" >&2
+  python3 -m venv "$venv" >/dev/null 2>&1 || {
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+    python3 -m venv "$venv"
+  }
+  "$venv/bin/pip" install --quiet "kubernetes-validate==1.37.0" >/dev/null
 fi
 # Debian's packages may start daemons where an init system exists; shakedown starts its own.
 command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v redis-server >/dev/null \
-  && command -v kubectl >/dev/null
+  && command -v kubectl >/dev/null \
+  && { command -v kubernetes-validate >/dev/null || "$venv/bin/kubernetes-validate" --version >/dev/null; }
 echo "setup: ok (prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), $(redis-server --version | awk '{print $3}'))" >&2

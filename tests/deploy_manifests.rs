@@ -4,9 +4,17 @@
 //! PodDisruptionBudget and ServiceAccount; the HPAs follow the platform seeds; no image is
 //! `latest`; secrets are referenced, never committed (except the dev overlay's fake ones); the
 //! chaos RBAC is namespaced and deletes nothing but pods; the load generator is an Indexed Job;
-//! and promtool accepts the Prometheus configuration and rules.
+//! and promtool accepts the Prometheus configuration and rules. The chaos examples against
+//! deploy/ are in `deploy_manifests/chaos.rs`, the offline schema check of every kustomization in
+//! `deploy_manifests/schemas.rs`.
 //!
-//! Tests that need `kubectl` or `promtool` print a message and pass when the tool is missing.
+//! Tests that need `kubectl` or `promtool` print a message and pass when the tool is missing,
+//! except in CI (`CI=true`), where they fail naming it (`slo::testing::missing_tool`).
+
+#[path = "deploy_manifests/chaos.rs"]
+mod chaos_examples;
+#[path = "deploy_manifests/schemas.rs"]
+mod schemas;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -42,6 +50,26 @@ fn run(program: &str, args: &[&str], dir: &Path) -> Output {
 /// The resources of `deploy/<dir>` rendered by `kubectl kustomize`, or `None` (with a message)
 /// when kubectl is not installed.
 fn render(dir: &str) -> Option<Vec<Value>> {
+    let text = render_text(dir)?;
+    Some(parse(dir, &text))
+}
+
+/// The resources of a rendered stream, each a JSON value.
+fn parse(dir: &str, text: &str) -> Vec<Value> {
+    let docs = split_documents(text)
+        .iter()
+        .map(|doc| {
+            serde_yaml_ng::from_str::<Value>(doc)
+                .unwrap_or_else(|e| panic!("deploy/{dir}: invalid YAML document: {e}\n{doc}"))
+        })
+        .filter(|doc| !doc.is_null())
+        .collect::<Vec<_>>();
+    assert!(!docs.is_empty(), "deploy/{dir} renders no resource");
+    docs
+}
+
+/// `kubectl kustomize deploy/<dir>` as text, or `None` (with a message) without kubectl.
+fn render_text(dir: &str) -> Option<String> {
     if !tool_available("kubectl", &["version", "--client"]) {
         slo::testing::missing_tool(
             "kubectl",
@@ -55,17 +83,7 @@ fn render(dir: &str) -> Option<Vec<Value>> {
         "kubectl kustomize deploy/{dir} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).expect("kustomize output is UTF-8");
-    let docs = split_documents(&text)
-        .iter()
-        .map(|doc| {
-            serde_yaml_ng::from_str::<Value>(doc)
-                .unwrap_or_else(|e| panic!("deploy/{dir}: invalid YAML document: {e}\n{doc}"))
-        })
-        .filter(|doc| !doc.is_null())
-        .collect::<Vec<_>>();
-    assert!(!docs.is_empty(), "deploy/{dir} renders no resource");
-    Some(docs)
+    Some(String::from_utf8(out.stdout).expect("kustomize output is UTF-8"))
 }
 
 /// The documents of a multi-document YAML stream (kustomize separates them with `---` lines;
@@ -734,7 +752,10 @@ fn chaos_rbac_is_namespaced_and_deletes_only_pods() {
     let Some(docs) = render("chaos") else { return };
     for doc in &docs {
         assert!(
-            matches!(kind(doc), "ServiceAccount" | "Role" | "RoleBinding"),
+            matches!(
+                kind(doc),
+                "ServiceAccount" | "Role" | "RoleBinding" | "NetworkPolicy"
+            ),
             "chaos renders a {} ({}): nothing cluster-scoped allowed",
             kind(doc),
             name(doc)

@@ -715,3 +715,173 @@ async fn actions_can_run_on_a_spawned_task() {
     };
     assert_send(&target.broker_failure(&broker, &cancel));
 }
+
+const KAFKA_PODS: &str = "/api/v1/namespaces/kafka/pods";
+const BROKERS: &str = "strimzi.io/cluster=my-kafka-cluster,strimzi.io/pool-name=broker";
+
+/// A broker pod as Strimzi's StrimziPodSet creates it (node pools, KRaft): Strimzi's labels and
+/// a StrimziPodSet as its controller, no StatefulSet anywhere.
+fn strimzi_broker(name: &str, uid: &str, ready: bool, terminating: bool) -> Value {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "kafka", "uid": uid,
+            "labels": {
+                "strimzi.io/cluster": "my-kafka-cluster", "strimzi.io/kind": "Kafka",
+                "strimzi.io/name": "my-kafka-cluster-kafka", "strimzi.io/pool-name": "broker",
+                "strimzi.io/broker-role": "true", "strimzi.io/controller-role": "false"
+            },
+            "ownerReferences": [{"apiVersion": "core.strimzi.io/v1beta2", "kind": "StrimziPodSet",
+                                 "name": "my-kafka-cluster-broker",
+                                 "uid": "podset-uid", "controller": true}]
+        },
+        "status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": if ready { "True" } else { "False" }}
+        ]}
+    });
+    if terminating {
+        pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    }
+    pod
+}
+
+#[tokio::test]
+async fn broker_failure_selects_strimzi_pod_set_brokers_by_label_and_waits_for_them_ready() {
+    let (target, handle) = target(67.0, false);
+    // Three brokers 3, 4, 5 (node ids are the operator's). After the delete, the lists show: the
+    // old pod terminating, then its replacement (same name, new uid) not ready, then ready.
+    let (log, task) = serve(handle, |req, before| {
+        let deleted: Option<String> = before
+            .iter()
+            .find(|s| s.method == Method::DELETE)
+            .map(|s| s.path.rsplit('/').next().unwrap().to_string());
+        let lists_after = before
+            .iter()
+            .skip_while(|s| s.method != Method::DELETE)
+            .filter(|s| s.is(Method::GET, KAFKA_PODS))
+            .count();
+        if req.is(Method::GET, KAFKA_PODS) {
+            let pods = (3..=5)
+                .map(|id| {
+                    let name = format!("my-kafka-cluster-broker-{id}");
+                    let old_uid = format!("uid-{id}");
+                    match &deleted {
+                        Some(d) if *d == name => match lists_after {
+                            0 => strimzi_broker(&name, &old_uid, true, true),
+                            1 => strimzi_broker(&name, "new-uid", false, false),
+                            _ => strimzi_broker(&name, "new-uid", true, false),
+                        },
+                        _ => strimzi_broker(&name, &old_uid, true, false),
+                    }
+                })
+                .collect();
+            (200, pod_list(pods))
+        } else if req.method == Method::DELETE && req.path.starts_with(&format!("{KAFKA_PODS}/")) {
+            let name = req.path.rsplit('/').next().unwrap();
+            let id = name.rsplit('-').next().unwrap();
+            (200, strimzi_broker(name, &format!("uid-{id}"), true, true))
+        } else {
+            not_found()
+        }
+    });
+    let broker = KubeBrokerFailure {
+        namespace: Some("kafka".into()),
+        selector: Some(BROKERS.into()),
+        statefulset: None,
+        ordinals: vec![],
+        count: Some(1),
+        grace_period_seconds: 0,
+        recovery_timeout: Duration::from_secs(20),
+    };
+    let record = target
+        .broker_failure(&broker, &CancellationToken::new())
+        .await
+        .unwrap();
+    let seen = finish(target, task, log).await;
+
+    // List by Strimzi's labels, delete the picked broker pod, and nothing but pod lists after:
+    // a StrimziPodSet is no apps/v1 workload, so no StatefulSet or ReplicaSet is asked for.
+    assert!(seen[0].is(Method::GET, KAFKA_PODS), "{:?}", seen[0]);
+    assert_eq!(seen[0].param("labelSelector"), Some(BROKERS));
+    assert_eq!(seen[1].method, Method::DELETE, "{:?}", seen[1]);
+    let killed = seen[1]
+        .path
+        .strip_prefix(&format!("{KAFKA_PODS}/"))
+        .unwrap();
+    assert!(
+        [3, 4, 5]
+            .map(|id| format!("my-kafka-cluster-broker-{id}"))
+            .contains(&killed.to_string()),
+        "{killed}"
+    );
+    assert_eq!(seen[1].body["gracePeriodSeconds"], 0);
+    let polls = &seen[2..];
+    assert!(
+        polls
+            .iter()
+            .all(|s| s.is(Method::GET, KAFKA_PODS) && s.param("labelSelector") == Some(BROKERS)),
+        "{polls:?}"
+    );
+    assert!(
+        seen.iter().all(|s| !s.path.starts_with("/apis/")),
+        "no workload API read: {seen:?}"
+    );
+    // Terminating, then back but not ready, then ready: three polls.
+    assert_eq!(polls.len(), 3, "{polls:?}");
+
+    assert_eq!(record.action, "broker-failure");
+    assert_eq!(record.target, format!("kafka/{BROKERS}"));
+    assert_eq!(record.outcome, Outcome::Ok, "{:?}", record.detail);
+    assert_eq!(record.affected, vec![killed.to_string()]);
+    assert_eq!(
+        record.detail.as_deref(),
+        Some("recovered: StrimziPodSet my-kafka-cluster-broker")
+    );
+    let recovery = record.recovery.expect("recovery measured");
+    assert!(
+        recovery >= Duration::from_millis(1800) && recovery < Duration::from_secs(10),
+        "two poll intervals: {recovery:?}"
+    );
+}
+
+#[tokio::test]
+async fn broker_failure_of_more_strimzi_brokers_than_the_blast_radius_deletes_nothing() {
+    let (target, handle) = target(50.0, false);
+    let (log, task) = serve(handle, |req, _| {
+        if req.is(Method::GET, KAFKA_PODS) {
+            let pods = (3..=5)
+                .map(|id| {
+                    strimzi_broker(
+                        &format!("my-kafka-cluster-broker-{id}"),
+                        &format!("uid-{id}"),
+                        true,
+                        false,
+                    )
+                })
+                .collect();
+            (200, pod_list(pods))
+        } else {
+            not_found()
+        }
+    });
+    let broker = KubeBrokerFailure {
+        namespace: Some("kafka".into()),
+        selector: Some(BROKERS.into()),
+        statefulset: None,
+        ordinals: vec![],
+        count: Some(2),
+        grace_period_seconds: 0,
+        recovery_timeout: Duration::from_secs(5),
+    };
+    let err = target
+        .broker_failure(&broker, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ChaosError::Refused(m) if m.contains("2 of 3")),
+        "{err}"
+    );
+    let seen = finish(target, task, log).await;
+    assert_eq!(seen.len(), 1, "only the list: {seen:?}");
+    assert_eq!(seen[0].param("labelSelector"), Some(BROKERS));
+}

@@ -58,7 +58,8 @@ pub struct PodKill {
 }
 
 /// Kube `broker-failure` fields: delete Kafka broker pods by selector (Strimzi labels, e.g.
-/// "strimzi.io/cluster=shop-kafka,strimzi.io/kind=Kafka") or by StatefulSet ordinal.
+/// "strimzi.io/cluster=my-kafka-cluster,strimzi.io/pool-name=broker": Strimzi's StrimziPodSet pods)
+/// or by StatefulSet ordinal (Kafka run as a StatefulSet: older Strimzi, other operators).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubeBrokerFailure {
