@@ -90,7 +90,7 @@ fn selector_kill(
             delete_body(grace)
         ),
         format!(
-            "then every {} up to {}: GET {} (or statefulsets/<name>) and {} until the owners have their desired ready replicas and the deleted pods are gone",
+            "then every {} up to {}: GET {} (or statefulsets/<name>; pods of other controllers, e.g. a StrimziPodSet, are judged by the selector alone) and {} until the owners have their desired ready replicas and the deleted pods are gone (gone by uid, and as many pods of the selector ready as before)",
             humantime::format_duration(POLL_INTERVAL),
             humantime::format_duration(timeout),
             apps_path(ns, "deployments", "<owner>"),
