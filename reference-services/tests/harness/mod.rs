@@ -29,6 +29,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// `http://127.0.0.1:PORT`, for HTTP requests and gRPC clients alike.
     pub url: String,
+    /// `http://127.0.0.1:PORT` of the loopback admin listener (`/admin/faults`, `/admin/accounting`).
+    pub admin_url: String,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -68,6 +70,7 @@ where
 {
     let shutdown = Shutdown::default();
     let addr = config.listen;
+    let admin_url = format!("http://{}", config.admin_listen);
     let runtime = Runtime::with_shutdown(config, shutdown.clone()).expect("runtime");
     let task = tokio::spawn(run(runtime));
     let url = format!("http://{addr}");
@@ -88,6 +91,7 @@ where
     Running {
         addr,
         url,
+        admin_url,
         shutdown,
         task: Some(task),
     }
