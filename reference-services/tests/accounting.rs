@@ -7,13 +7,12 @@
 mod harness;
 
 use harness::{
-    RECOVERY_DEADLINE, Running,
     fakes::FakePeers,
-    get_json,
     kafka::{self, TestProducer},
     postgres::Postgres,
 };
 use serde_json::json;
+use shop::testkit::{self, RECOVERY_DEADLINE, Running, get_json};
 use shop::{
     platform::{
         accounting::AccountingReport,
@@ -46,7 +45,7 @@ fn assert_declared_outbox(report: &AccountingReport) {
 fn config(name: &str, dir: &std::path::Path, bootstrap: &str, db: Option<&str>) -> ServiceConfig {
     ServiceConfig {
         database_url: db.map(str::to_string),
-        ..harness::config(name, dir, bootstrap)
+        ..testkit::config(name, dir, bootstrap)
     }
 }
 
@@ -71,13 +70,13 @@ async fn order_and_payment(order_db: Option<String>, payment_db: Option<String>)
     let peers = FakePeers::start().await;
     let dir = tempfile::tempdir().unwrap();
     let order_peers = peers.order_peers();
-    let orders = harness::start(
+    let orders = testkit::start_with(
         config("order", dir.path(), &bootstrap, order_db.as_deref()),
         |rt| order::run_with(rt, order_peers),
     )
     .await;
     let order_url = orders.url.clone();
-    let payments = harness::start(
+    let payments = testkit::start_with(
         config("payment", dir.path(), &bootstrap, payment_db.as_deref()),
         move |rt| async move { payment::run_with(rt, &order_url).await },
     )
@@ -125,7 +124,7 @@ async fn order_and_payment(order_db: Option<String>, payment_db: Option<String>)
     assert_eq!(backlog.pending, 4);
 
     kafka::all_brokers_up(&cluster);
-    let drained = harness::eventually("the outbox drained", RECOVERY_DEADLINE, || async {
+    let drained = testkit::eventually("the outbox drained", RECOVERY_DEADLINE, || async {
         let report = accounting_of(&orders).await;
         (report.outbox.as_ref()?.pending == 0).then_some(report)
     })
@@ -146,7 +145,7 @@ async fn audit(db: Option<String>) {
     let cluster = kafka::cluster();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let service = harness::start(
+    let service = testkit::start_with(
         config("audit", dir.path(), &bootstrap, db.as_deref()),
         audit::run,
     )
@@ -168,7 +167,7 @@ async fn audit(db: Option<String>) {
     producer.send(TOPIC_PAYMENTS, "o4", &paid).await;
 
     let stats_url = format!("{}/v1/audit/stats", service.url);
-    harness::eventually("every event audited", RECOVERY_DEADLINE, || {
+    testkit::eventually("every event audited", RECOVERY_DEADLINE, || {
         let url = stats_url.clone();
         async move {
             let (_, stats) = get_json(&url).await;

@@ -12,11 +12,11 @@ use std::{
 
 use futures::{StreamExt, stream};
 use harness::{
-    DEADLINE, Running,
     fakes::{FakePeers, SOLD_OUT_PRODUCT, unit_price},
     kafka::{self, Cluster, TopicReader},
     postgres::Postgres,
 };
+use shop::testkit::{self, DEADLINE, Running};
 use shop::{
     platform::{
         config::{ServiceConfig, free_port},
@@ -51,10 +51,10 @@ async fn fixture(database_url: Option<String>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let config = ServiceConfig {
         database_url,
-        ..harness::config("order", dir.path(), &bootstrap)
+        ..testkit::config("order", dir.path(), &bootstrap)
     };
     let order_peers = peers.order_peers();
-    let service = harness::start(config, |rt| order::run_with(rt, order_peers)).await;
+    let service = testkit::start_with(config, |rt| order::run_with(rt, order_peers)).await;
     let client = Client::connect(service.url.clone()).await.unwrap();
     Fixture {
         cluster,
@@ -535,7 +535,7 @@ impl ServiceProcess {
             url: format!("http://{listen}"),
         };
         let health = format!("{}/health", process.url);
-        harness::eventually("the order process answers /health", DEADLINE, || {
+        testkit::eventually("the order process answers /health", DEADLINE, || {
             let request = reqwest::get(health.clone());
             async move {
                 request

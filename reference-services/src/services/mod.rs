@@ -19,8 +19,6 @@ pub mod order;
 pub mod payment;
 pub mod product;
 pub mod recommendation;
-#[cfg(test)]
-pub(crate) mod testkit;
 pub mod user;
 
 /// How clients reach a service.
