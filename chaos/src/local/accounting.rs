@@ -57,3 +57,39 @@ pub fn outbox(
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn report(counts: &[(&str, u64)], outbox: bool) -> AccountingReport {
+        AccountingReport {
+            service: "order".into(),
+            counts: counts.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            outbox: outbox.then(|| shop::platform::accounting::OutboxBacklog {
+                pending: 2,
+                pending_by_type: BTreeMap::from([("order.created".to_string(), 2)]),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_missing_count_or_outbox_is_a_failure_naming_the_service() {
+        let with = report(&[("orders", 7)], true);
+        assert_eq!(count(&with, "orders").unwrap(), 7);
+        assert_eq!(outbox(&with).unwrap().pending, 2);
+        let without = report(&[], false);
+        let error = count(&without, "orders").unwrap_err();
+        assert!(matches!(error, ChaosError::Failed(_)));
+        assert_eq!(
+            error.to_string(),
+            "order's /admin/accounting has no \"orders\" count"
+        );
+        assert_eq!(
+            outbox(&without).unwrap_err().to_string(),
+            "order declares an outbox but its /admin/accounting reports none"
+        );
+    }
+}
