@@ -106,7 +106,7 @@ pub fn acknowledged(report: &Report, order_transaction: &str) -> u64 {
 }
 
 /// Counts orders and events through the order and audit services' accounting API, waiting up to
-/// [`EVENTS_SETTLE`] for the events to catch up.
+/// [`EVENTS_SETTLE`] for the events to catch up (and for a restarting service to answer).
 pub async fn count_in(stack: &Stack, acknowledged: u64) -> Result<OrderCounts, ChaosError> {
     let endpoint = |name: &str| {
         stack
@@ -117,23 +117,30 @@ pub async fn count_in(stack: &Stack, acknowledged: u64) -> Result<OrderCounts, C
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + EVENTS_SETTLE;
     loop {
-        let order_report = accounting::read(&http, orders).await?;
-        let found = accounting::count(&order_report, ORDERS)?;
-        let unsent = accounting::outbox(&order_report)?
-            .pending_by_type
-            .get(ORDER_CREATED)
-            .copied()
-            .unwrap_or(0);
-        let events =
-            accounting::count(&accounting::read(&http, audit).await?, ORDER_CREATED_EVENTS)?;
-        let counts = OrderCounts {
-            acknowledged,
-            found,
-            events,
-            unsent,
+        let counted = async {
+            let order_report = accounting::read(&http, orders).await?;
+            let found = accounting::count(&order_report, ORDERS)?;
+            let unsent = accounting::outbox(&order_report)?
+                .pending_by_type
+                .get(ORDER_CREATED)
+                .copied()
+                .unwrap_or(0);
+            let audit_report = accounting::read(&http, audit).await?;
+            let events = accounting::count(&audit_report, ORDER_CREATED_EVENTS)?;
+            Ok::<_, ChaosError>(OrderCounts {
+                acknowledged,
+                found,
+                events,
+                unsent,
+            })
         };
-        if counts.lost_events() == 0 || tokio::time::Instant::now() >= deadline {
-            return Ok(counts);
+        let settled = tokio::time::Instant::now() >= deadline;
+        match counted.await {
+            Ok(counts) if counts.lost_events() == 0 || settled => return Ok(counts),
+            Ok(_) => {}
+            // A service the drill killed may still be restarting: ask again until the deadline.
+            Err(ChaosError::Unreachable(_)) if !settled => {}
+            Err(e) => return Err(e),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
