@@ -2,21 +2,27 @@
 //! the order service has, and orders with an `order.created` event in the audit log. The
 //! platform promises (outbox) that no accepted order is lost while Kafka or a service is down:
 //! both differences must be 0.
+//!
+//! The counts come from the services' accounting API (`GET /admin/accounting` on the order and
+//! audit services, reached through the stack's endpoints), and which load transaction places
+//! orders comes from the caller (the scenario declares it): this module knows neither tables nor
+//! step names.
 
-use std::path::Path;
 use std::time::Duration;
 
 use reports::{Report, SloStatus, SloVerdict};
-use sqlx::Connection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use shop::platform::{
+    accounting::{ORDER_CREATED_EVENTS, ORDERS},
+    events::ORDER_CREATED,
+};
+use shop::stack::Stack;
 
 use crate::error::ChaosError;
+use crate::local::accounting;
 
-/// The load's transactions that are exactly one order placement (`POST /api/v1/orders`). The
-/// smoke scenario's `cancel_order` also places orders but counts its cancel request in the same
-/// transaction, so it is left out: its orders only show up in `found`, which may exceed
-/// `acknowledged` without anything being lost.
-pub const ORDER_TRANSACTIONS: &[&str] = &["place_order"];
+/// The service that stores orders and the one that audits their events.
+const ORDER_SERVICE: &str = "order";
+const AUDIT_SERVICE: &str = "audit";
 
 /// Events are published through the outbox and consumed by audit asynchronously: wait this long
 /// for them to catch up with the orders before counting a difference as lost.
@@ -26,9 +32,10 @@ pub const EVENTS_SETTLE: Duration = Duration::from_secs(30);
 pub struct OrderCounts {
     /// Order placements that got their 201 back.
     pub acknowledged: u64,
-    /// Rows in the order service's `orders` table.
+    /// Orders the order service has (its accounting's `orders` count).
     pub found: u64,
-    /// Distinct order ids among `order.created` events in the audit log.
+    /// Distinct order ids among `order.created` events in the audit log (audit's
+    /// `order_created_events` count).
     pub events: u64,
     /// `order.created` events still waiting in the order service's outbox (not yet acknowledged
     /// by Kafka): tells a stuck producer from an event lost on the way to audit.
@@ -84,59 +91,56 @@ impl OrderCounts {
     }
 }
 
-/// Successful order placements in a run report.
-pub fn acknowledged(report: &Report) -> u64 {
+/// Successful order placements in a run report: the requests of `order_transaction` that did not
+/// fail. It must be the load transaction that is exactly one order placement (`POST
+/// /api/v1/orders`), as the scenario declares it; a transaction that places an order and does more
+/// in the same transaction (the smoke scenario's `cancel_order`) is not one: its orders only show
+/// up in `found`, which may exceed `acknowledged` without anything being lost.
+pub fn acknowledged(report: &Report, order_transaction: &str) -> u64 {
     report
         .transactions
         .iter()
-        .filter(|t| ORDER_TRANSACTIONS.contains(&t.name.as_str()))
+        .filter(|t| t.name == order_transaction)
         .map(|t| t.requests.saturating_sub(t.errors))
         .sum()
 }
 
-async fn open(file: &Path) -> Result<SqliteConnection, ChaosError> {
-    let options = SqliteConnectOptions::new().filename(file).read_only(true);
-    SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|e| ChaosError::Unreachable(format!("opening {}: {e}", file.display())))
-}
-
-async fn count(file: &Path, query: &str) -> Result<u64, ChaosError> {
-    let mut conn = open(file).await?;
-    let n: i64 = sqlx::query_scalar(query)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| ChaosError::Failed(format!("{query} on {}: {e}", file.display())))?;
-    let _ = conn.close().await;
-    Ok(n.max(0) as u64)
-}
-
-/// Counts orders and events in the embedded stack's SQLite files (`<data dir>/db/<service>.db`),
-/// waiting up to [`EVENTS_SETTLE`] for the events to catch up.
-pub async fn count_in(data_dir: &Path, acknowledged: u64) -> Result<OrderCounts, ChaosError> {
-    let orders_db = data_dir.join("db").join("order.db");
-    let audit_db = data_dir.join("db").join("audit.db");
+/// Counts orders and events through the order and audit services' accounting API, waiting up to
+/// [`EVENTS_SETTLE`] for the events to catch up (and for a restarting service to answer).
+pub async fn count_in(stack: &Stack, acknowledged: u64) -> Result<OrderCounts, ChaosError> {
+    let endpoint = |name: &str| {
+        stack
+            .endpoint(name)
+            .ok_or_else(|| ChaosError::Failed(format!("no {name} service in the stack")))
+    };
+    let (orders, audit) = (endpoint(ORDER_SERVICE)?, endpoint(AUDIT_SERVICE)?);
+    let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + EVENTS_SETTLE;
     loop {
-        let found = count(&orders_db, "SELECT COUNT(*) FROM orders").await?;
-        let events = count(
-            &audit_db,
-            "SELECT COUNT(DISTINCT json_extract(payload, '$.order_id')) FROM audit_log WHERE event_type = 'order.created'",
-        )
-        .await?;
-        let unsent = count(
-            &orders_db,
-            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND json_extract(payload, '$.type') = 'order.created'",
-        )
-        .await?;
-        let counts = OrderCounts {
-            acknowledged,
-            found,
-            events,
-            unsent,
+        let counted = async {
+            let order_report = accounting::read(&http, orders).await?;
+            let found = accounting::count(&order_report, ORDERS)?;
+            let unsent = accounting::outbox(&order_report)?
+                .pending_by_type
+                .get(ORDER_CREATED)
+                .copied()
+                .unwrap_or(0);
+            let audit_report = accounting::read(&http, audit).await?;
+            let events = accounting::count(&audit_report, ORDER_CREATED_EVENTS)?;
+            Ok::<_, ChaosError>(OrderCounts {
+                acknowledged,
+                found,
+                events,
+                unsent,
+            })
         };
-        if counts.lost_events() == 0 || tokio::time::Instant::now() >= deadline {
-            return Ok(counts);
+        let settled = tokio::time::Instant::now() >= deadline;
+        match counted.await {
+            Ok(counts) if counts.lost_events() == 0 || settled => return Ok(counts),
+            Ok(_) => {}
+            // A service the drill killed may still be restarting: ask again until the deadline.
+            Err(ChaosError::Unreachable(_)) if !settled => {}
+            Err(e) => return Err(e),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

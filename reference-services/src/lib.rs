@@ -10,3 +10,6 @@ pub mod platform;
 pub mod proto;
 pub mod services;
 pub mod stack;
+/// Test support for the services' unit and integration tests (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testkit;

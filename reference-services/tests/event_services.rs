@@ -8,11 +8,9 @@
 
 mod harness;
 
-use harness::{
-    DEADLINE, RECOVERY_DEADLINE, get_json,
-    kafka::{self, TestProducer, TopicReader},
-};
+use harness::kafka::{self, TestProducer, TopicReader};
 use serde_json::{Value, json};
+use shop::testkit::{self, DEADLINE, RECOVERY_DEADLINE, get_json};
 use shop::{
     platform::events::{
         Envelope, TOPIC_ANALYTICS_RESULTS, TOPIC_ORDERS, TOPIC_PAGE_VIEWED, TOPIC_PAYMENTS,
@@ -63,8 +61,8 @@ async fn recommendations_rank_co_purchases_and_ignore_redeliveries() {
     let cluster = kafka::cluster();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let config = harness::config("recommendation", dir.path(), &bootstrap);
-    let service = harness::start(config, |rt| recommendation::run_with(rt, 1000)).await;
+    let config = testkit::config("recommendation", dir.path(), &bootstrap);
+    let service = testkit::start_with(config, |rt| recommendation::run_with(rt, 1000)).await;
     let producer = TestProducer::new(&bootstrap);
 
     let baskets: [&[i64]; 4] = [&[1, 2, 3], &[1, 2], &[2, 1], &[1, 4]];
@@ -89,7 +87,7 @@ async fn recommendations_rank_co_purchases_and_ignore_redeliveries() {
         .await
         .unwrap();
     let request = |product_id, limit| GetRecommendationsRequest { product_id, limit };
-    harness::eventually("the sentinel order is counted", DEADLINE, || {
+    testkit::eventually("the sentinel order is counted", DEADLINE, || {
         let mut client = client.clone();
         async move {
             let list = client
@@ -148,8 +146,8 @@ async fn notifications_once_per_event() {
     let cluster = kafka::cluster();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let service = harness::start(
-        harness::config("notification", dir.path(), &bootstrap),
+    let service = testkit::start_with(
+        testkit::config("notification", dir.path(), &bootstrap),
         notification::run,
     )
     .await;
@@ -168,7 +166,7 @@ async fn notifications_once_per_event() {
         .await;
 
     let url = format!("{}/v1/notifications?user_id=nina", service.url);
-    let notifications = harness::eventually("nina's notifications", DEADLINE, || {
+    let notifications = testkit::eventually("nina's notifications", DEADLINE, || {
         let url = url.clone();
         async move {
             let (_, body) = get_json(&url).await;
@@ -216,7 +214,7 @@ async fn audit_logs_every_topic_once() {
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let service =
-        harness::start(harness::config("audit", dir.path(), &bootstrap), audit::run).await;
+        testkit::start_with(testkit::config("audit", dir.path(), &bootstrap), audit::run).await;
     let producer = TestProducer::new(&bootstrap);
 
     let mut created = order_created("o7", "olga", &[3]);
@@ -235,7 +233,7 @@ async fn audit_logs_every_topic_once() {
         .await;
 
     let stats_url = format!("{}/v1/audit/stats", service.url);
-    let stats = harness::eventually("every event audited", DEADLINE, || {
+    let stats = testkit::eventually("every event audited", DEADLINE, || {
         let url = stats_url.clone();
         async move {
             let (_, stats) = get_json(&url).await;
@@ -282,8 +280,8 @@ async fn analytics_publishes_closed_windows() {
     let cluster = kafka::cluster();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let service = harness::start(
-        harness::config("analytics", dir.path(), &bootstrap),
+    let service = testkit::start_with(
+        testkit::config("analytics", dir.path(), &bootstrap),
         analytics::run,
     )
     .await;
@@ -347,7 +345,7 @@ async fn analytics_publishes_closed_windows() {
     assert_eq!(window["average_order_value"], 2.0);
 
     let url = format!("{}/v1/windows", service.url);
-    let body = harness::eventually("the late event is counted", DEADLINE, || {
+    let body = testkit::eventually("the late event is counted", DEADLINE, || {
         let url = url.clone();
         async move {
             let (_, body) = get_json(&url).await;
@@ -365,8 +363,8 @@ async fn ingest_accepts_page_views_only_when_kafka_acknowledges() {
     let cluster = kafka::cluster();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let service = harness::start(
-        harness::config("analytics-ingest", dir.path(), &bootstrap),
+    let service = testkit::start_with(
+        testkit::config("analytics-ingest", dir.path(), &bootstrap),
         analytics_ingest::run,
     )
     .await;
@@ -412,7 +410,7 @@ async fn ingest_accepts_page_views_only_when_kafka_acknowledges() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unavailable");
     kafka::all_brokers_up(&cluster);
-    harness::eventually("Kafka acknowledges again", RECOVERY_DEADLINE, || {
+    testkit::eventually("Kafka acknowledges again", RECOVERY_DEADLINE, || {
         let response = post(view.clone());
         async move { (response.await.ok()?.status() == 202).then_some(()) }
     })

@@ -5,6 +5,7 @@
 mod harness;
 
 use harness::kafka::{self, TopicReader};
+use shop::testkit;
 use shop::{
     platform::events::{TOPIC_ORDERS, TOPIC_PAYMENTS},
     proto::{
@@ -51,19 +52,21 @@ async fn orders_are_priced_reserved_paid_and_released_by_the_real_services() {
     let cluster = kafka::cluster();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let config = |name: &str| harness::config(name, dir.path(), &bootstrap);
+    let config = |name: &str| testkit::config(name, dir.path(), &bootstrap);
 
-    let products = harness::start(config("product"), |rt| product::run_with(rt, PRODUCTS)).await;
+    let products =
+        testkit::start_with(config("product"), |rt| product::run_with(rt, PRODUCTS)).await;
     let product_url = products.url.clone();
-    let offers = harness::start(config("offer"), |rt| offer::run_with(rt, product_url)).await;
-    let stock = harness::start(config("inventory"), |rt| inventory::run_with(rt, PRODUCTS)).await;
+    let offers = testkit::start_with(config("offer"), |rt| offer::run_with(rt, product_url)).await;
+    let stock =
+        testkit::start_with(config("inventory"), |rt| inventory::run_with(rt, PRODUCTS)).await;
     let peers = order::Peers {
         offer: offers.url.clone(),
         inventory: stock.url.clone(),
     };
-    let orders = harness::start(config("order"), |rt| order::run_with(rt, peers)).await;
+    let orders = testkit::start_with(config("order"), |rt| order::run_with(rt, peers)).await;
     let order_url = orders.url.clone();
-    let payments = harness::start(config("payment"), move |rt| async move {
+    let payments = testkit::start_with(config("payment"), move |rt| async move {
         payment::run_with(rt, &order_url).await
     })
     .await;

@@ -8,6 +8,7 @@ use harness::{
     fakes::FakePeers,
     kafka::{self, TopicReader},
 };
+use shop::testkit;
 use shop::{
     platform::events::{TOPIC_ORDERS, TOPIC_PAYMENTS},
     proto::{
@@ -50,13 +51,14 @@ async fn pays_pending_orders_once_and_only_the_owners() {
     let peers = FakePeers::start().await;
     let dir = tempfile::tempdir().unwrap();
     let order_peers = peers.order_peers();
-    let orders_service = harness::start(harness::config("order", dir.path(), &bootstrap), |rt| {
-        order::run_with(rt, order_peers)
-    })
-    .await;
+    let orders_service =
+        testkit::start_with(testkit::config("order", dir.path(), &bootstrap), |rt| {
+            order::run_with(rt, order_peers)
+        })
+        .await;
     let order_url = orders_service.url.clone();
-    let payments_service = harness::start(
-        harness::config("payment", dir.path(), &bootstrap),
+    let payments_service = testkit::start_with(
+        testkit::config("payment", dir.path(), &bootstrap),
         move |rt| async move { payment::run_with(rt, &order_url).await },
     )
     .await;
@@ -232,8 +234,8 @@ async fn a_payment_for_an_order_cancelled_meanwhile_is_refunded() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let order_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let service = harness::start(
-        harness::config("payment", dir.path(), &bootstrap),
+    let service = testkit::start_with(
+        testkit::config("payment", dir.path(), &bootstrap),
         move |rt| async move { payment::run_with(rt, &order_url).await },
     )
     .await;

@@ -21,6 +21,11 @@ use super::{Exit, exit};
 /// still sees traffic even when recoveries take a little longer than planned.
 const LOAD_MARGIN: Duration = Duration::from_secs(5);
 
+/// The load transaction that is exactly one order placement, for the order accounting. It comes
+/// from the scenario (its `accounting: {orders: ...}` declaration); until scenario files carry
+/// it, the name the smoke scenario uses.
+const ORDER_TRANSACTION: &str = "place_order";
+
 #[derive(Args, Debug)]
 pub struct DrillArgs {
     /// The experiment file (kind: Experiment).
@@ -157,8 +162,8 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
     report.slos.extend(outcome.verdicts());
     let mut accounting_exit = None;
     if let Some(stack) = &stack {
-        let acknowledged = chaos::orders::acknowledged(&report);
-        match chaos::orders::count_in(stack.data_dir(), acknowledged).await {
+        let acknowledged = chaos::orders::acknowledged(&report, ORDER_TRANSACTION);
+        match chaos::orders::count_in(stack, acknowledged).await {
             Ok(counts) => {
                 println!(
                     "orders: {} acknowledged, {} found, {} with an order.created event, {} unsent in the outbox (lost: {} orders, {} events)",

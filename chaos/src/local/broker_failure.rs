@@ -12,6 +12,7 @@ use shop::stack::Stack;
 use slo::sources::KafkaSource;
 use tokio_util::sync::CancellationToken;
 
+use super::accounting;
 use crate::action::{Action, ActionFuture, hold};
 use crate::error::ChaosError;
 use crate::journal::{ActionRecord, Outcome};
@@ -19,10 +20,6 @@ use crate::model::{LagRecovery, LocalBrokerFailure};
 
 /// Lag and outboxes are read this often while waiting for recovery.
 const LAG_POLL: Duration = Duration::from_millis(500);
-
-/// The services that publish through an outbox: what they accepted while Kafka was down waits
-/// there, so recovery includes its delivery.
-const OUTBOX_SERVICES: &[&str] = &["order", "payment"];
 
 pub struct BrokerFailureAction<'s> {
     pub stack: &'s Stack,
@@ -140,43 +137,20 @@ async fn recovered(stack: &Stack, r: &LagRecovery) -> Result<i64, String> {
     }
 }
 
-/// Events accepted but not yet acknowledged by Kafka, summed over the outbox services' `/metrics`.
+/// Events accepted but not yet acknowledged by Kafka, summed over the accounting of the stack's
+/// services that declare an outbox: what they accepted while Kafka was down waits there, so
+/// recovery includes its delivery.
 async fn outbox_pending(stack: &Stack, http: &reqwest::Client) -> Result<u64, String> {
     let mut pending = 0;
-    for service in OUTBOX_SERVICES {
-        let endpoint = stack
-            .endpoint(service)
-            .ok_or_else(|| format!("no {service} in the stack"))?;
-        let text = http
-            .get(format!("{}/metrics", endpoint.url))
-            .timeout(Duration::from_secs(2))
-            .send()
+    for endpoint in stack.endpoints().iter().filter(|e| e.outbox) {
+        let report = accounting::read(http, endpoint)
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("reading {service} /metrics: {e}"))?
-            .text()
-            .await
-            .map_err(|e| format!("reading {service} /metrics: {e}"))?;
-        pending += gauge(&text, "outbox_pending")
-            .ok_or_else(|| format!("{service} /metrics has no outbox_pending"))?;
+            .map_err(|e| e.to_string())?;
+        pending += accounting::outbox(&report)
+            .map_err(|e| e.to_string())?
+            .pending;
     }
     Ok(pending)
-}
-
-/// The value of an unlabelled-or-labelled gauge in Prometheus text format.
-fn gauge(metrics: &str, name: &str) -> Option<u64> {
-    metrics.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?;
-        if !(rest.starts_with(' ') || rest.starts_with('{')) {
-            return None;
-        }
-        rest.rsplit(' ')
-            .next()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .map(|v| v as u64)
-    })
 }
 
 /// `brokers-up`: every broker back, whatever state the method left them in (a rollback).
@@ -206,18 +180,5 @@ impl Action for BrokersUpAction<'_> {
             ))
         }
         .boxed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gauge;
-
-    #[test]
-    fn reads_a_gauge_with_or_without_labels_and_not_its_lookalikes() {
-        let text = "# TYPE outbox_pending gauge\noutbox_pending_total 9\noutbox_pending{service=\"order\"} 3\n";
-        assert_eq!(gauge(text, "outbox_pending"), Some(3));
-        assert_eq!(gauge("outbox_pending 0\n", "outbox_pending"), Some(0));
-        assert_eq!(gauge("other 1\n", "outbox_pending"), None);
     }
 }

@@ -3,6 +3,7 @@
 //! failures, the services' admin endpoints for faults — so a drill on a laptop or in CI
 //! exercises the same recovery paths a cluster drill does.
 
+pub mod accounting;
 mod broker_failure;
 mod process_kill;
 

@@ -27,6 +27,8 @@ pub const TOPIC_ORDERS: &str = "orders";
 pub const TOPIC_PAYMENTS: &str = "payments";
 pub const TOPIC_PAGE_VIEWED: &str = "page.viewed";
 pub const TOPIC_ANALYTICS_RESULTS: &str = "analytics-results";
+/// The event announcing a new order (on [`TOPIC_ORDERS`]).
+pub const ORDER_CREATED: &str = "order.created";
 /// Every topic of the platform (what the stack creates and audit consumes).
 pub const ALL_TOPICS: [&str; 4] = [
     TOPIC_ORDERS,

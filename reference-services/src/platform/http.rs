@@ -1,7 +1,7 @@
 //! The runtime every service is served by: one listener carrying the service's HTTP routes and
 //! gRPC services plus `/health`, `/ready` and `/metrics`; a loopback admin listener for fault
-//! injection; middleware that times every request into the latency histograms, keeps the W3C
-//! trace context and applies injected faults; bounded request bodies; graceful shutdown that
+//! injection (`/admin/faults`) and accounting (`/admin/accounting`); middleware that times every
+//! request into the latency histograms, keeps the W3C trace context and applies injected faults; bounded request bodies; graceful shutdown that
 //! drains in-flight requests and then waits for background tasks.
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -19,6 +19,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::{
+    accounting::{Accounting, AccountingReport},
     api::{ApiError, ApiJson},
     config::ServiceConfig,
     faults::{FaultSpec, Faults},
@@ -40,6 +41,8 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     pub faults: Faults,
     pub readiness: Readiness,
+    /// What the service counts for `GET /admin/accounting` (registered before serving).
+    pub accounting: Accounting,
 }
 
 impl Runtime {
@@ -58,6 +61,7 @@ impl Runtime {
             shutdown,
             faults,
             readiness: Readiness::default(),
+            accounting: Accounting::default(),
         })
     }
 
@@ -86,7 +90,11 @@ impl Runtime {
         on_bound(addr, admin_addr);
 
         let router = self.router(app);
-        let admin = admin_router(self.faults.clone());
+        let admin = admin_router(
+            self.faults.clone(),
+            self.config.name.clone(),
+            self.accounting.clone(),
+        );
         let token = self.shutdown.token();
         let admin_token = self.shutdown.token();
         let admin_task = tokio::spawn(async move {
@@ -247,13 +255,28 @@ async fn inject_faults(State(rt): State<Runtime>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
-fn admin_router(faults: Faults) -> Router {
+fn admin_router(faults: Faults, service: String, accounting: Accounting) -> Router {
     Router::new()
         .route(
             "/admin/faults",
             get(get_faults).put(put_faults).delete(clear_faults),
         )
         .with_state(faults)
+        .merge(
+            Router::new()
+                .route("/admin/accounting", get(get_accounting))
+                .with_state((service, accounting)),
+        )
+}
+
+/// `GET /admin/accounting`: the service's counts now (see [`super::accounting`]).
+async fn get_accounting(
+    State((service, accounting)): State<(String, Accounting)>,
+) -> Result<Json<AccountingReport>, ApiError> {
+    accounting.report(&service).await.map(Json).map_err(|e| {
+        tracing::error!(error = %e, "accounting");
+        ApiError::internal(e)
+    })
 }
 
 async fn get_faults(State(faults): State<Faults>) -> Json<FaultSpec> {

@@ -4,6 +4,7 @@
 //!
 //! Services stay small because all the operational behaviour lives here, done once.
 
+pub mod accounting;
 pub mod api;
 pub mod config;
 pub mod events;

@@ -4,7 +4,7 @@
 //! published when Kafka returns, and a crash between publish and mark can only re-send an event
 //! with the same event id, which consumers skip.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Result;
 use futures::future::join_all;
@@ -86,6 +86,20 @@ impl Outbox {
             .fetch_one(&self.db.pool)
             .await?;
         Ok(n)
+    }
+
+    /// Rows not yet acknowledged by Kafka, by event type (for accounting).
+    pub async fn pending_by_type(&self) -> Result<BTreeMap<String, u64>, sqlx::Error> {
+        let event_type = self.db.json_text("payload", "type");
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT COALESCE({event_type}, ''), COUNT(*) FROM outbox WHERE sent_at IS NULL GROUP BY 1"
+        ))
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(event_type, n)| (event_type, n.max(0) as u64))
+            .collect())
     }
 
     /// Publishes pending rows until shutdown, then flushes the producer.

@@ -84,6 +84,14 @@ impl Db {
         }
     }
 
+    /// SQL for the text of top-level `key` in the JSON text `column` (NULL when absent).
+    pub fn json_text(&self, column: &str, key: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("json_extract({column}, '$.{key}')"),
+            Dialect::Postgres => format!("(({column})::jsonb ->> '{key}')"),
+        }
+    }
+
     /// Runs schema statements (each idempotent: `CREATE ... IF NOT EXISTS`).
     pub async fn migrate(&self, statements: &[String]) -> Result<()> {
         for statement in statements {

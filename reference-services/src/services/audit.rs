@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::platform::{
+    accounting,
     api::ApiError,
-    events::{self, ALL_TOPICS, Envelope},
+    events::{self, ALL_TOPICS, Envelope, ORDER_CREATED},
     http::Runtime,
     metrics::{HttpRoute, Metrics, TopicLabels},
     storage::Db,
@@ -44,6 +45,19 @@ pub async fn run(mut rt: Runtime) -> Result<()> {
         "kafka",
         events::metadata_check(events::producer(bootstrap)?),
     );
+
+    let count_db = db.clone();
+    rt.accounting
+        .count(accounting::ORDER_CREATED_EVENTS, move || {
+            let db = count_db.clone();
+            async move {
+                let order_id = db.json_text("payload", "order_id");
+                let query = format!(
+                    "SELECT COUNT(DISTINCT {order_id}) FROM audit_log WHERE event_type = $1"
+                );
+                accounting::count_rows(&db.pool, &query, Some(ORDER_CREATED)).await
+            }
+        });
 
     let log = AuditLog {
         db: db.clone(),

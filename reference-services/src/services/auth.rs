@@ -364,7 +364,7 @@ mod tests {
     use crate::{
         platform::{grpc, jwt::random_secret},
         proto::auth_service_client::AuthServiceClient,
-        services::testkit,
+        testkit,
     };
 
     async fn start_auth(

@@ -363,7 +363,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::services::testkit::{self, RedisServer};
+    use crate::testkit::{self, RedisServer};
 
     /// The store contract, run against each implementation.
     async fn exercise_store(store: &dyn CartStore) {

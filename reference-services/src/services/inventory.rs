@@ -330,9 +330,7 @@ mod tests {
     use tonic::Code;
 
     use super::*;
-    use crate::{
-        platform::grpc, proto::inventory_service_client::InventoryServiceClient, services::testkit,
-    };
+    use crate::{platform::grpc, proto::inventory_service_client::InventoryServiceClient, testkit};
 
     type Client = InventoryServiceClient<grpc::TracedChannel>;
 

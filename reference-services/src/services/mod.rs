@@ -19,8 +19,6 @@ pub mod order;
 pub mod payment;
 pub mod product;
 pub mod recommendation;
-#[cfg(test)]
-pub(crate) mod testkit;
 pub mod user;
 
 /// How clients reach a service.
@@ -45,6 +43,18 @@ pub struct ServiceSpec {
     pub depends_on: &'static [&'static str],
     /// Whether it needs Kafka.
     pub kafka: bool,
+    /// Whether it publishes through an outbox (its `/admin/accounting` then reports the backlog):
+    /// what it accepted while Kafka was down waits there, so a recovery includes its delivery.
+    pub outbox: bool,
+}
+
+impl ServiceSpec {
+    const fn with_outbox(self) -> Self {
+        Self {
+            outbox: true,
+            ..self
+        }
+    }
 }
 
 const fn spec(
@@ -60,6 +70,7 @@ const fn spec(
         protocol,
         depends_on,
         kafka,
+        outbox: false,
     }
 }
 
@@ -77,8 +88,9 @@ pub const ALL: &[ServiceSpec] = &[
         Protocol::Grpc,
         &["product", "offer", "inventory"],
         true,
-    ),
-    spec("payment", 50051, Protocol::Grpc, &["order"], true),
+    )
+    .with_outbox(),
+    spec("payment", 50051, Protocol::Grpc, &["order"], true).with_outbox(),
     spec("recommendation", 50051, Protocol::Grpc, &["product"], true),
     spec("notification", 8080, Protocol::Consumer, &[], true),
     spec("analytics-ingest", 8080, Protocol::Http, &[], true),

@@ -288,9 +288,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        platform::grpc,
-        proto::offer_service_client::OfferServiceClient,
-        services::{product, testkit},
+        platform::grpc, proto::offer_service_client::OfferServiceClient, services::product, testkit,
     };
 
     fn product(id: i64, category: &str, price_cents: i64) -> Product {

@@ -18,8 +18,9 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     platform::{
+        accounting,
         config::peer_url,
-        events::{self, Envelope, TOPIC_ORDERS},
+        events::{self, Envelope, ORDER_CREATED, TOPIC_ORDERS},
         grpc::{self, TracedChannel},
         http::Runtime,
         metrics::Metrics,
@@ -90,6 +91,12 @@ pub async fn run_with(mut rt: Runtime, peers: Peers) -> Result<()> {
     rt.readiness
         .add("kafka", events::metadata_check(producer.clone()));
     outbox.spawn_relay(producer, rt.metrics.clone(), &rt.shutdown);
+    rt.accounting.outbox(&outbox);
+    let count_db = db.clone();
+    rt.accounting.count(accounting::ORDERS, move || {
+        let db = count_db.clone();
+        async move { accounting::count_rows(&db.pool, "SELECT COUNT(*) FROM orders", None).await }
+    });
 
     let service = Orders {
         db,
@@ -397,7 +404,7 @@ impl Orders {
             .await?;
         }
         let event = Envelope::new(
-            "order.created",
+            ORDER_CREATED,
             json!({
                 "order_id": order.id,
                 "user_id": order.user_id,

@@ -59,6 +59,7 @@ pub async fn run_with(mut rt: Runtime, order_url: &str) -> Result<()> {
     rt.readiness
         .add("kafka", events::metadata_check(producer.clone()));
     outbox.spawn_relay(producer, rt.metrics.clone(), &rt.shutdown);
+    rt.accounting.outbox(&outbox);
 
     let service = Payments {
         db,

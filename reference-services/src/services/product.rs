@@ -429,9 +429,7 @@ mod tests {
     use tonic::Code;
 
     use super::*;
-    use crate::{
-        platform::grpc, proto::product_service_client::ProductServiceClient, services::testkit,
-    };
+    use crate::{platform::grpc, proto::product_service_client::ProductServiceClient, testkit};
 
     type Client = ProductServiceClient<grpc::TracedChannel>;
 

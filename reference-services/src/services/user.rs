@@ -134,7 +134,7 @@ mod tests {
     use tonic::Code;
 
     use super::*;
-    use crate::{platform::grpc, proto::user_service_client::UserServiceClient, services::testkit};
+    use crate::{platform::grpc, proto::user_service_client::UserServiceClient, testkit};
 
     fn profile(id: &str, first_name: &str) -> CreateUserRequest {
         CreateUserRequest {

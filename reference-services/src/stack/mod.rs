@@ -83,8 +83,11 @@ impl StackOptions {
 pub struct Endpoint {
     pub name: String,
     pub url: String,
+    /// Loopback admin API: `/admin/faults`, `/admin/accounting`.
     pub admin_url: String,
     pub log: PathBuf,
+    /// The service publishes through an outbox (see [`ServiceSpec::outbox`]).
+    pub outbox: bool,
 }
 
 /// The listeners of one service, bound by the stack and inherited by every incarnation of it.
@@ -201,6 +204,7 @@ impl Stack {
                 url,
                 admin_url: format!("http://{}", service.admin_addr),
                 log,
+                outbox: spec.outbox,
             });
         }
 

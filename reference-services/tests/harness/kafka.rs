@@ -17,7 +17,7 @@ use shop::platform::{
     metrics::Metrics,
 };
 
-use super::RECOVERY_DEADLINE;
+use shop::testkit::RECOVERY_DEADLINE;
 
 pub type Cluster = MockCluster<'static, DefaultProducerContext>;
 

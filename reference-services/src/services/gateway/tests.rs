@@ -8,15 +8,13 @@ use serde_json::{Value, json};
 
 use super::{Peers, run_with};
 use crate::{
-    platform::config::ServiceConfig,
     services::{
         analytics_ingest, auth,
         cart::{self, MemoryCarts},
-        inventory, offer, order, payment, product, recommendation,
-        testkit::{self, Running},
-        user,
+        inventory, offer, order, payment, product, recommendation, user,
     },
     stack::kafka::MockKafka,
+    testkit::{self, Running},
 };
 
 /// Every service behind a gateway, torn down when dropped.
@@ -32,10 +30,7 @@ async fn stack() -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let kafka = MockKafka::start(1).unwrap();
-    let with_kafka = |name: &str| ServiceConfig {
-        kafka_bootstrap: Some(kafka.bootstrap_servers().to_string()),
-        ..ServiceConfig::for_test(name, path)
-    };
+    let with_kafka = |name: &str| testkit::config(name, path, kafka.bootstrap_servers());
 
     let auth = testkit::start("auth", path, |rt| auth::run_with(rt, auth::test_settings())).await;
     let user = testkit::start("user", path, user::run).await;

@@ -1,0 +1,248 @@
+//! The API gateway (HTTP, the platform's only public API): the REST API described in
+//! `openapi.yaml`, translated into calls to the backends (gRPC, plus HTTP to the cart and to
+//! analytics ingest).
+//!
+//! The gateway owns three concerns so no backend has to: input is validated at the edge (a
+//! malformed request is a 400 in the JSON error contract, never a 500); every authenticated
+//! request is checked with the auth service (`VerifyToken` on each call, so a logout takes effect
+//! at once); and every per-user backend call carries the user id from the verified token, never
+//! one from the request, so one user cannot reach another's cart, orders or payments. Money is
+//! integer cents inside the platform and decimal amounts (19.99) in this API.
+//!
+//! This file holds the backends' addresses, the clients and the route table; the authentication
+//! extractor, the views, the shared input checks and each group of routes have a file of their own.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Result;
+use axum::{
+    Json, Router,
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+    routing::{delete, get, post, put},
+};
+use chrono::{DateTime, SecondsFormat};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use super::{
+    auth, cart,
+    offer::peer_health_check,
+    order, payment,
+    product::{self, CATEGORIES},
+    recommendation,
+};
+use crate::{
+    platform::{
+        api::{ApiError, ApiJson, ApiPath, ApiQuery},
+        config::peer_url,
+        grpc::{self, TracedChannel},
+        http::Runtime,
+        metrics::HttpRoute,
+        trace,
+    },
+    proto::{
+        CancelOrderRequest, CreateOrderRequest, CreateUserRequest, GetOffersRequest,
+        GetOrderRequest, GetPaymentRequest, GetProductRequest, GetProductsRequest,
+        GetRecommendationsRequest, GetStockRequest, GetUserRequest, ListOrdersRequest,
+        ListProductsRequest, LoginRequest, LogoutRequest, Order, OrderItem, Payment,
+        ProcessPaymentRequest, Product, RegisterRequest, SearchProductsRequest, User,
+        VerifyTokenRequest, auth_service_client::AuthServiceClient,
+        inventory_service_client::InventoryServiceClient, offer_service_client::OfferServiceClient,
+        order_service_client::OrderServiceClient, payment_service_client::PaymentServiceClient,
+        product_service_client::ProductServiceClient,
+        recommendation_service_client::RecommendationServiceClient,
+        user_service_client::UserServiceClient,
+    },
+};
+
+/// Largest `skip` of a product listing.
+pub const MAX_SKIP: i64 = 1_000_000;
+/// Longest accepted bearer token, in bytes (a real one is a few hundred).
+const MAX_TOKEN_LEN: usize = 4096;
+/// Longest order or payment id looked up; longer ones cannot exist.
+const MAX_RESOURCE_ID_CHARS: usize = 64;
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+/// Longest accepted session id of an event.
+const MAX_SESSION_ID_CHARS: usize = 200;
+/// Largest payment amount, in currency units.
+const MAX_PAYMENT_AMOUNT: f64 = 1_000_000.0;
+
+/// Where the gateway finds its backends.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    pub auth: String,
+    pub user: String,
+    pub product: String,
+    pub inventory: String,
+    pub offer: String,
+    pub cart: String,
+    pub order: String,
+    pub payment: String,
+    pub recommendation: String,
+    pub analytics_ingest: String,
+}
+
+impl Peers {
+    /// `<NAME>_URL` for each backend, else its in-cluster name and port.
+    pub fn from_env() -> Self {
+        Self {
+            auth: peer_url("auth", 50051),
+            user: peer_url("user", 50051),
+            product: peer_url("product", 50051),
+            inventory: peer_url("inventory", 50051),
+            offer: peer_url("offer", 50051),
+            cart: peer_url("cart", 7070),
+            order: peer_url("order", 50051),
+            payment: peer_url("payment", 50051),
+            recommendation: peer_url("recommendation", 50051),
+            analytics_ingest: peer_url("analytics-ingest", 8080),
+        }
+    }
+}
+
+/// Runs the gateway with backends from the environment.
+pub async fn run(rt: Runtime) -> Result<()> {
+    run_with(rt, Peers::from_env()).await
+}
+
+/// Runs the gateway against explicit backends.
+pub async fn run_with(rt: Runtime, peers: Peers) -> Result<()> {
+    let gateway = Gateway::connect(&peers)?;
+    let mut rt = rt;
+    // The backends every session needs; the others degrade single endpoints when down.
+    rt.readiness
+        .add("auth", peer_health_check(peers.auth.clone()));
+    rt.readiness
+        .add("product", peer_health_check(peers.product.clone()));
+    rt.readiness
+        .add("cart", peer_health_check(peers.cart.clone()));
+    rt.metrics.declare_http_routes(&ROUTES, &GATEWAY_ERRORS);
+    rt.serve(router(gateway)).await
+}
+
+/// The routes of [`router`] with their success status, for the latency series created at start.
+pub const ROUTES: [HttpRoute; 20] = [
+    HttpRoute::new("POST", "/api/v1/auth/register", 201),
+    HttpRoute::new("POST", "/api/v1/auth/login", 200),
+    HttpRoute::new("POST", "/api/v1/auth/logout", 204),
+    HttpRoute::new("GET", "/api/v1/users/me", 200),
+    HttpRoute::new("GET", "/api/v1/products", 200),
+    HttpRoute::new("GET", "/api/v1/products/search", 200),
+    HttpRoute::new("GET", "/api/v1/products/{id}", 200),
+    HttpRoute::new("GET", "/api/v1/cart", 200),
+    HttpRoute::new("DELETE", "/api/v1/cart", 204),
+    HttpRoute::new("POST", "/api/v1/cart/items", 200),
+    HttpRoute::new("DELETE", "/api/v1/cart/items/{product_id}", 200),
+    HttpRoute::new("GET", "/api/v1/orders", 200),
+    HttpRoute::new("POST", "/api/v1/orders", 201),
+    HttpRoute::new("GET", "/api/v1/orders/{id}", 200),
+    HttpRoute::new("PUT", "/api/v1/orders/{id}/cancel", 200),
+    HttpRoute::new("POST", "/api/v1/payments", 201),
+    HttpRoute::new("GET", "/api/v1/payments/{id}", 200),
+    HttpRoute::new("GET", "/api/v1/recommendations", 200),
+    HttpRoute::new("GET", "/api/v1/offers", 200),
+    HttpRoute::new("POST", "/api/v1/events", 202),
+];
+
+/// Server errors the gateway answers beyond 500 and 503: 504 when a backend call times out.
+const GATEWAY_ERRORS: [u16; 1] = [504];
+
+/// Clients of every backend, connected once at start and cloned per request (clones share the
+/// underlying connection).
+#[derive(Clone)]
+pub struct Gateway {
+    auth: AuthServiceClient<TracedChannel>,
+    users: UserServiceClient<TracedChannel>,
+    products: ProductServiceClient<TracedChannel>,
+    inventory: InventoryServiceClient<TracedChannel>,
+    offers: OfferServiceClient<TracedChannel>,
+    orders: OrderServiceClient<TracedChannel>,
+    payments: PaymentServiceClient<TracedChannel>,
+    recommendations: RecommendationServiceClient<TracedChannel>,
+    http: reqwest::Client,
+    cart_url: String,
+    ingest_url: String,
+}
+
+impl Gateway {
+    pub fn connect(peers: &Peers) -> Result<Self> {
+        Ok(Self {
+            auth: AuthServiceClient::new(grpc::channel(&peers.auth)?),
+            users: UserServiceClient::new(grpc::channel(&peers.user)?),
+            products: ProductServiceClient::new(grpc::channel(&peers.product)?),
+            inventory: InventoryServiceClient::new(grpc::channel(&peers.inventory)?),
+            offers: OfferServiceClient::new(grpc::channel(&peers.offer)?),
+            orders: OrderServiceClient::new(grpc::channel(&peers.order)?),
+            payments: PaymentServiceClient::new(grpc::channel(&peers.payment)?),
+            recommendations: RecommendationServiceClient::new(grpc::channel(
+                &peers.recommendation,
+            )?),
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .timeout(std::time::Duration::from_secs(10))
+                .build()?,
+            cart_url: peers.cart.trim_end_matches('/').to_string(),
+            ingest_url: peers.analytics_ingest.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// The public API.
+pub fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/api/v1/auth/register", post(register))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/users/me", get(me))
+        .route("/api/v1/products", get(list_products))
+        .route("/api/v1/products/search", get(search_products))
+        .route("/api/v1/products/{id}", get(get_product))
+        .route("/api/v1/cart", get(get_cart).delete(clear_cart))
+        .route("/api/v1/cart/items", post(add_to_cart))
+        .route("/api/v1/cart/items/{product_id}", delete(remove_from_cart))
+        .route("/api/v1/orders", get(list_orders).post(create_order))
+        .route("/api/v1/orders/{id}", get(get_order))
+        .route("/api/v1/orders/{id}/cancel", put(cancel_order))
+        .route("/api/v1/payments", post(create_payment))
+        .route("/api/v1/payments/{id}", get(get_payment))
+        .route("/api/v1/recommendations", get(recommendations))
+        .route("/api/v1/offers", get(offers))
+        .route("/api/v1/events", post(track_event))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed",
+            )
+        })
+        .with_state(gateway)
+}
+
+mod accounts;
+mod authentication;
+mod carts;
+mod checks;
+mod events;
+mod orders;
+mod payments;
+mod products;
+mod recommendations;
+mod views;
+
+use accounts::*;
+pub use authentication::{Caller, OptionalCaller};
+use carts::*;
+use checks::*;
+use events::*;
+use orders::*;
+use payments::*;
+use products::*;
+use recommendations::*;
+use views::*;
+pub use views::{cents, money, rfc3339_ms};
+
+#[cfg(test)]
+mod tests;
