@@ -11,7 +11,7 @@ mod view;
 
 pub use html::HtmlRenderer;
 pub use json::JsonRenderer;
-pub use junit::JunitRenderer;
+pub use junit::{JunitRenderer, slo_junit, slo_suite};
 pub use markdown::MarkdownRenderer;
 pub use view::duration_text;
 

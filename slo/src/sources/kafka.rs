@@ -459,7 +459,7 @@ fn judge(
         KafkaMeasure::RecoveryTime => {
             let since = match window.instant(&sli.after) {
                 Ok(since) => since.timestamp_millis() as f64 / 1000.0,
-                Err(why) => return Ok(Reading::no_data(why)),
+                Err(why) => return Ok(Reading::no_data(why.to_string())),
             };
             if since > window.to.timestamp() as f64 {
                 return Ok(Reading::no_data(format!(
