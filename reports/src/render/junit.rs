@@ -19,6 +19,7 @@ use chrono::{DateTime, FixedOffset};
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 
 use super::Renderer;
+use crate::error::RenderError;
 use crate::model::{Report, SloStatus, SloVerdict, Verdict};
 
 /// JUnit XML (`junit.xml`).
@@ -29,7 +30,7 @@ impl Renderer for JunitRenderer {
         "junit.xml"
     }
 
-    fn render(&self, report: &Report) -> anyhow::Result<String> {
+    fn render(&self, report: &Report) -> Result<String, RenderError> {
         let timestamp = report.started_at.fixed_offset();
         let duration = Duration::from_secs_f64(report.actual_duration_s.max(0.0));
         let classname = format!("shakedown.{}", report.scenario);

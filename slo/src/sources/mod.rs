@@ -214,7 +214,7 @@ impl Sources {
 
 /// Why a source is not available.
 pub enum Missing<'a> {
-    /// Nobody said where it is (e.g. no `--prometheus`).
+    /// Nobody said where it is (e.g. no `--prometheus-url`).
     NotConfigured,
     /// It was configured but could not be set up.
     Broken(&'a SourceError),
