@@ -541,3 +541,38 @@ fn report_diff_refuses_runs_of_different_load_unless_forced() {
     );
     assert!(stdout.contains("No regression"), "{stdout}");
 }
+
+/// One flag vocabulary: a Prometheus URL is `--prometheus-url` on every command that takes one,
+/// the binary `up` runs is `--prometheus-bin`; the old `--prometheus` is hidden (still accepted
+/// for one release) and cannot be combined with the new spelling.
+#[test]
+fn prometheus_flags_have_one_meaning_each() {
+    let help = |command: &[&str]| {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let output = shakedown(&args);
+        assert_eq!(code(&output), 0, "{command:?}: {output:?}");
+        text(&output.stdout)
+    };
+    for command in [
+        &["slo", "check"][..],
+        &["run"],
+        &["capacity"],
+        &["drill"],
+        &["chaos", "run"],
+    ] {
+        let text = help(command);
+        assert!(text.contains("--prometheus-url"), "{command:?}: {text}");
+        assert!(!text.contains("--prometheus <"), "{command:?}: {text}");
+    }
+    let up = help(&["up"]);
+    assert!(up.contains("--prometheus-bin <"), "{up}");
+    assert!(!up.contains("--prometheus <"), "{up}");
+
+    let both = shakedown(&["up", "--prometheus", "/a", "--prometheus-bin", "/b"]);
+    assert_eq!(code(&both), 2, "{both:?}");
+    assert!(
+        text(&both.stderr).contains("cannot be used with"),
+        "{both:?}"
+    );
+}
