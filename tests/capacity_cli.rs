@@ -2,13 +2,16 @@
 //! concurrency (one request at a time, 10 ms each): with a p95 < 25 ms threshold one user holds
 //! and four users (≈ 40 ms each) break it, so the answer is known before the search runs.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::cli::{json, only_run_dir, shakedown};
 use serde_json::Value;
 
 /// A one-request-at-a-time HTTP server on 127.0.0.1: each request holds a global lock for 10 ms.
@@ -66,22 +69,16 @@ fn serve(stream: TcpStream, lock: &Mutex<()>) {
 }
 
 fn capacity(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shakedown"))
+    shakedown()
         .arg("capacity")
         .args(args)
-        .env("CI", "true")
-        .env_remove("SHAKEDOWN_PROMETHEUS")
         .output()
         .expect("running shakedown")
 }
 
+/// The one capacity directory under `out` (a capacity search makes no `latest` link).
 fn summary_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs.into_iter().next().unwrap()
+    only_run_dir(out)
 }
 
 fn search(out: &Path, extra: &[&str]) -> (Output, Value) {
@@ -115,8 +112,7 @@ fn search(out: &Path, extra: &[&str]) -> (Output, Value) {
     args.extend_from_slice(extra);
     let output = capacity(&args);
     let dir = summary_dir(&runs);
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("capacity.json")).unwrap()).unwrap();
+    let summary = json(&dir.join("capacity.json"));
     (output, summary)
 }
 
@@ -214,8 +210,7 @@ fn an_unreachable_target_exits_3_and_still_writes_the_summary() {
     ]);
     assert_eq!(output.status.code(), Some(3));
     let dir = summary_dir(&runs);
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("capacity.json")).unwrap()).unwrap();
+    let summary = json(&dir.join("capacity.json"));
     assert!(
         summary["interrupted"]
             .as_str()

@@ -4,32 +4,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
+use common::cli::{all_output as text, json, only_run_dir as only_dir, shakedown};
 use serde_json::Value;
-
-fn only_dir(parent: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(parent)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap() != "latest")
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs.into_iter().next().unwrap()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_a_profile_and_their_reports_merge_into_one() {
@@ -44,7 +20,7 @@ async fn two_workers_share_a_profile_and_their_reports_merge_into_one() {
     let workers: Vec<_> = (0..2)
         .map(|index| {
             let dir = out.path().join(format!("worker-{index}"));
-            let child = Command::new(common::binary())
+            let child = shakedown()
                 .args([
                     "run",
                     "browse",
@@ -58,7 +34,6 @@ async fn two_workers_share_a_profile_and_their_reports_merge_into_one() {
                 .arg("--out")
                 .arg(&dir)
                 .env("JOB_COMPLETION_INDEX", index.to_string())
-                .env("CI", "true")
                 .spawn()
                 .unwrap();
             (dir, child)
@@ -87,11 +62,10 @@ async fn two_workers_share_a_profile_and_their_reports_merge_into_one() {
     }
 
     let merged_dir = out.path().join("merged");
-    let output = Command::new(common::binary())
+    let output = shakedown()
         .args(["report", "merge", "--out"])
         .arg(&merged_dir)
         .args(&reports)
-        .env("CI", "true")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
@@ -118,11 +92,10 @@ async fn two_workers_share_a_profile_and_their_reports_merge_into_one() {
     assert!(merged["profile"]["worker"].is_null());
 
     // The same worker's report twice would count its requests twice: refused.
-    let output = Command::new(common::binary())
+    let output = shakedown()
         .args(["report", "merge", "--out"])
         .arg(out.path().join("twice"))
         .args([&reports[0], &reports[0]])
-        .env("CI", "true")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));

@@ -1,9 +1,11 @@
 //! On-call drills on the embedded stack, through the real binary: load, the experiment inside
 //! it, the steady state, recovery times and the order accounting.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::cli::{prometheus_installed, shakedown};
 use serde_json::Value;
 
 fn experiment(name: &str) -> PathBuf {
@@ -20,13 +22,11 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn drill(name: &str, extra: &[&str]) -> (i32, String, Value) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+    let output = shakedown()
         .arg("drill")
         .arg(experiment(name))
         .args(["--out", out.path().to_str().unwrap()])
         .args(extra)
-        .env("CI", "true")
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
@@ -68,10 +68,6 @@ fn recovery_seconds(event: &Value) -> f64 {
     let detail = event["detail"].as_str().unwrap();
     let after = detail.split("recovered in ").nth(1).expect(detail);
     after.split(' ').next().unwrap().parse().unwrap()
-}
-
-fn prometheus_on_path() -> bool {
-    Command::new("prometheus").arg("--version").output().is_ok()
 }
 
 #[test]
@@ -167,7 +163,7 @@ fn two_of_three_brokers_down_then_consumers_catch_up_and_no_event_is_lost() {
 
 #[test]
 fn a_latency_fault_breaking_p95_halts_the_method_and_fails_the_drill() {
-    if !prometheus_on_path() {
+    if !prometheus_installed() {
         slo::testing::missing_tool("prometheus", "scripts/setup.sh installs it");
         return;
     }
@@ -198,10 +194,9 @@ fn a_latency_fault_breaking_p95_halts_the_method_and_fails_the_drill() {
 
 #[test]
 fn a_dry_run_prints_the_plan_and_starts_nothing() {
-    let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+    let output = shakedown()
         .args(["chaos", "run", "--dry-run"])
         .arg(experiment("local-latency-fault.yaml"))
-        .env("CI", "true")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -224,12 +219,7 @@ fn a_malformed_experiment_exits_2_naming_line_and_field() {
         "apiVersion: shakedown/v1\nkind: Experiment\nmetadata: {name: bad}\ntarget: {local: {}}\nmethod:\n  - name: k\n    action: {process-kill: {service: nope}}\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
-        .args(["drill"])
-        .arg(&path)
-        .env("CI", "true")
-        .output()
-        .unwrap();
+    let output = shakedown().args(["drill"]).arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("bad.yaml:7:"), "{stderr}");
@@ -239,13 +229,10 @@ fn a_malformed_experiment_exits_2_naming_line_and_field() {
 /// `chaos run` without a kubeconfig: a dry run of the kube example still prints its exact requests
 /// (its client refuses every request, so nothing can be sent).
 fn chaos_run(args: &[&str], experiment: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_shakedown"))
+    shakedown()
         .args(["chaos", "run"])
         .args(args)
         .arg(experiment)
-        .env("CI", "true")
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env_remove("KUBERNETES_SERVICE_HOST")
         .output()
         .unwrap()
 }
@@ -307,11 +294,10 @@ fn a_local_dry_run_refuses_what_the_real_run_refuses_for_the_stack_it_would_star
     // The default stack has 3 brokers: the real run refuses "3 of 3", so the dry run does,
     // through `chaos run` and `drill` alike, without starting anything.
     for command in [&["chaos", "run"][..], &["drill"]] {
-        let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        let output = shakedown()
             .args(command)
             .arg("--dry-run")
             .arg(&path)
-            .env("CI", "true")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -6,24 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::RecordingServer;
-
-fn shakedown(args: &[&str]) -> Output {
-    Command::new(common::binary())
-        .args(args)
-        .env("CI", "true")
-        .env_remove("SHAKEDOWN_PROMETHEUS")
-        .env_remove("SHAKEDOWN_KAFKA")
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .output()
-        .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use common::cli::{run as shakedown, stderr};
 
 fn slo_file(dir: &Path, query: &str) -> String {
     let path = dir.join("slo.yaml");

@@ -31,7 +31,7 @@ fn readme_ci_commands() -> Vec<String> {
 }
 
 fn load_run(cwd: &Path, target: &str) {
-    let output = Command::new(common::binary())
+    let output = common::cli::shakedown()
         .args([
             "run",
             "health",
@@ -47,7 +47,6 @@ fn load_run(cwd: &Path, target: &str) {
             "reports/runs",
         ])
         .current_dir(cwd)
-        .env("CI", "true")
         .output()
         .unwrap();
     assert!(

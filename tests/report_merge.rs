@@ -2,28 +2,15 @@
 //! merged into one report directory; exit codes, what is printed, and the merged numbers
 //! (percentiles of all values together, counts that add up, a wall-clock time series).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::cli::{code, run as shakedown, text};
 use reports::{LatencyHistogram, Report, Verdict};
 use slo::testing::report::{TransactionSpec, run_report, spread};
-
-fn shakedown(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shakedown"))
-        .args(args)
-        .env("CI", "true")
-        .output()
-        .expect("running shakedown")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 5, 6, 7, 8, 9).unwrap()

@@ -2,23 +2,17 @@
 //! partial reports (unreachable target, Ctrl-C) and `--slo` gating on the embedded stack's own
 //! Prometheus.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::cli::{closed_port, code, json, only_run_dir, prometheus_installed, shakedown, stderr};
 use serde_json::Value;
 
-fn shakedown() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_shakedown"));
-    command
-        .env_remove("SHAKEDOWN_PROMETHEUS")
-        .env_remove("SHAKEDOWN_KAFKA")
-        .env("CI", "true")
-        .env("RUST_LOG", "warn");
-    command
-}
-
+/// `shakedown run ARGS`.
 fn run(args: &[&str]) -> Output {
     shakedown()
         .arg("run")
@@ -27,28 +21,9 @@ fn run(args: &[&str]) -> Output {
         .expect("running shakedown")
 }
 
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited with a code")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// The one run directory under `out`, which `out/latest` points at.
 fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap_or_else(|e| panic!("{}: {e}", out.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap() != "latest")
-        .collect();
-    assert_eq!(
-        dirs.len(),
-        1,
-        "one run directory in {}: {dirs:?}",
-        out.display()
-    );
-    let dir = dirs.into_iter().next().unwrap();
+    let dir = only_run_dir(out);
     assert_eq!(
         std::fs::canonicalize(out.join("latest")).unwrap(),
         std::fs::canonicalize(&dir).unwrap(),
@@ -58,20 +33,7 @@ fn run_dir(out: &Path) -> PathBuf {
 }
 
 fn report(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-fn prometheus_installed() -> bool {
-    Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    json(&dir.join("report.json"))
 }
 
 #[test]

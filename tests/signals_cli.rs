@@ -65,7 +65,7 @@ async fn drill_interrupted(interrupt: Interrupt) -> Outcome {
     std::fs::write(&experiment, EXPERIMENT).unwrap();
     let data = dir.path().join("stack");
     let out = dir.path().join("runs");
-    let mut child = Command::new(common::binary())
+    let mut child = common::cli::shakedown()
         .arg("drill")
         .arg(&experiment)
         .args([
@@ -81,8 +81,6 @@ async fn drill_interrupted(interrupt: Interrupt) -> Outcome {
         .arg("--out")
         .arg(&out)
         .arg("--no-prometheus")
-        .env("CI", "true")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, as a terminal gives a foreground job: the group signal below

@@ -3,30 +3,15 @@
 //! known-answer dataset of `slo::testing::dataset` (skipped with a message when Prometheus is
 //! not installed).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chrono::{TimeZone, Utc};
+use common::cli::{code, run as shakedown, text};
 use slo::testing::dataset::{self, FROM, TO};
 use slo::testing::report::{TransactionSpec, run_report, spread};
-
-fn shakedown(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shakedown"))
-        .args(args)
-        .env_remove("SHAKEDOWN_PROMETHEUS")
-        .env_remove("SHAKEDOWN_KAFKA")
-        .env("CI", "true")
-        .output()
-        .expect("running shakedown")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
@@ -57,7 +42,7 @@ fn check_dataset(slo: &Path, extra: &[&str]) -> Option<Output> {
         "check",
         "--slo",
         slo.to_str().unwrap(),
-        "--prometheus",
+        "--prometheus-url",
         prometheus.url(),
         "--from",
         &from,
@@ -106,10 +91,27 @@ fn bad_flags_and_missing_files_exit_2() {
     assert_eq!(code(&output), 2);
     assert!(text(&output.stderr).contains("`yesterday` is not a time"));
 
-    // An SLO needing Prometheus without --prometheus: a usage error, and the table says why.
+    // An SLO needing Prometheus without --prometheus-url: a usage error, and the table says why.
     let output = shakedown(&["slo", "check", "--slo", file.to_str().unwrap()]);
     assert_eq!(code(&output), 2, "{output:?}");
-    assert!(text(&output.stdout).contains("pass --prometheus URL"));
+    assert!(text(&output.stdout).contains("pass --prometheus-url URL"));
+
+    // Both spellings of the Prometheus URL at once.
+    let output = shakedown(&[
+        "slo",
+        "check",
+        "--slo",
+        file.to_str().unwrap(),
+        "--prometheus-url",
+        "http://127.0.0.1:9",
+        "--prometheus",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    assert!(
+        text(&output.stderr).contains("cannot be used with"),
+        "{output:?}"
+    );
 }
 
 #[test]
@@ -123,6 +125,7 @@ fn an_unreachable_prometheus_exits_3_with_unknown_verdicts() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let out = dir.path().join("out");
+    // The deprecated spelling still works for one release, and says so on stderr.
     let output = shakedown(&[
         "slo",
         "check",
@@ -139,6 +142,12 @@ fn an_unreachable_prometheus_exits_3_with_unknown_verdicts() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(code(&output), 3, "{output:?}");
+    assert!(
+        text(&output.stderr).contains(
+            "warning: --prometheus is deprecated and will be removed in the next release: use --prometheus-url"
+        ),
+        "{output:?}"
+    );
     let stdout = text(&output.stdout);
     assert!(stdout.contains("unknown"), "{stdout}");
     assert!(stdout.contains("unreachable: "), "{stdout}");
@@ -254,7 +263,7 @@ fn an_unreachable_kubernetes_api_exits_3_over_https() {
         dir.path(),
         "  - name: settled\n    sli: {hpa: {namespace: ecommerce, name: order, measure: end_gap}}\n    objective: {lte: 0}\n    source: kube\n",
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+    let output = common::cli::shakedown()
         .args([
             "slo",
             "check",
@@ -265,7 +274,6 @@ fn an_unreachable_kubernetes_api_exits_3_over_https() {
         ])
         .args(["--from", "now-10m", "--to", "now"])
         .env("KUBECONFIG", &kubeconfig)
-        .env("CI", "true")
         .output()
         .unwrap();
     assert_eq!(code(&output), 3, "{output:?}");
@@ -532,4 +540,39 @@ fn report_diff_refuses_runs_of_different_load_unless_forced() {
         "{stdout}"
     );
     assert!(stdout.contains("No regression"), "{stdout}");
+}
+
+/// One flag vocabulary: a Prometheus URL is `--prometheus-url` on every command that takes one,
+/// the binary `up` runs is `--prometheus-bin`; the old `--prometheus` is hidden (still accepted
+/// for one release) and cannot be combined with the new spelling.
+#[test]
+fn prometheus_flags_have_one_meaning_each() {
+    let help = |command: &[&str]| {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let output = shakedown(&args);
+        assert_eq!(code(&output), 0, "{command:?}: {output:?}");
+        text(&output.stdout)
+    };
+    for command in [
+        &["slo", "check"][..],
+        &["run"],
+        &["capacity"],
+        &["drill"],
+        &["chaos", "run"],
+    ] {
+        let text = help(command);
+        assert!(text.contains("--prometheus-url"), "{command:?}: {text}");
+        assert!(!text.contains("--prometheus <"), "{command:?}: {text}");
+    }
+    let up = help(&["up"]);
+    assert!(up.contains("--prometheus-bin <"), "{up}");
+    assert!(!up.contains("--prometheus <"), "{up}");
+
+    let both = shakedown(&["up", "--prometheus", "/a", "--prometheus-bin", "/b"]);
+    assert_eq!(code(&both), 2, "{both:?}");
+    assert!(
+        text(&both.stderr).contains("cannot be used with"),
+        "{both:?}"
+    );
 }

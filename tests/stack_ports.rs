@@ -8,7 +8,7 @@ mod common;
 use std::{
     collections::VecDeque,
     io::{Read, Write},
-    process::{Command, Stdio},
+    process::Stdio,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -155,9 +155,8 @@ async fn a_taken_gateway_port_fails_the_start_at_once_naming_the_holder() {
 fn up_on_a_taken_gateway_port_exits_2_naming_port_and_holder() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
-    let mut child = Command::new(binary())
+    let mut child = common::cli::shakedown()
         .args(["up", "--no-prometheus", "--gateway-port", &port.to_string()])
-        .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

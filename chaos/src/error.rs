@@ -1,5 +1,7 @@
-//! Why an experiment could not be run as asked. Each variant maps to one of the CLI's exit codes,
-//! so a drill in CI fails for the right reason.
+//! Why an experiment could not be run as asked. The kinds are distinct so that the CLI (the one
+//! place that picks exit codes) can make a drill in CI fail for the right reason.
+
+use crate::outcome::Conclusion;
 
 /// An experiment that was refused, misconfigured, or could not reach its target.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +29,13 @@ impl From<config::Error> for ChaosError {
 }
 
 impl ChaosError {
-    /// The documented exit code for this error: 1 failed, 2 usage/config, 3 unreachable.
-    pub fn exit_code(&self) -> u8 {
+    /// What this error concludes about the experiment: failed, invalid (malformed or refused),
+    /// or unreachable.
+    pub fn conclusion(&self) -> Conclusion {
         match self {
-            ChaosError::Failed(_) => 1,
-            ChaosError::Invalid(_) | ChaosError::Refused(_) => 2,
-            ChaosError::Unreachable(_) => 3,
+            ChaosError::Failed(_) => Conclusion::Failed,
+            ChaosError::Invalid(_) | ChaosError::Refused(_) => Conclusion::Invalid,
+            ChaosError::Unreachable(_) => Conclusion::Unreachable,
         }
     }
 

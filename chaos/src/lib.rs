@@ -10,6 +10,7 @@
 //! verdicts and the exit code. [`plan::dry_run`] prints the plan instead.
 
 pub mod action;
+pub mod drill;
 pub mod error;
 pub mod faults;
 pub mod in_force;
@@ -30,4 +31,4 @@ pub use error::ChaosError;
 pub use journal::{ActionRecord, Outcome};
 pub use load::{load, parse};
 pub use model::{ActionSpec, Experiment, Target};
-pub use outcome::ExperimentOutcome;
+pub use outcome::{Conclusion, ExperimentOutcome};

@@ -1,5 +1,6 @@
 //! What an experiment run produced, and what it means: the verdicts a report carries (the
-//! steady state before/during/after, the experiment itself) and the exit code.
+//! steady state before/during/after, the experiment itself) and its [`Conclusion`], which the CLI
+//! turns into an exit code.
 
 use reports::{SloStatus, SloVerdict};
 use slo::CheckOutcome;
@@ -7,6 +8,19 @@ use slo::CheckOutcome;
 use crate::error::ChaosError;
 use crate::journal::{ActionRecord, Outcome};
 use crate::steady::PhaseVerdict;
+
+/// What a run concludes, worst last: the order matters, the worst conclusion of several wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Conclusion {
+    /// The steady state held, nothing halted, every action recovered.
+    Pass,
+    /// The experiment ran and the system did not hold (or an action failed).
+    Failed,
+    /// An action was refused by a safety rule or is malformed; an SLO was rejected by its source.
+    Invalid,
+    /// A target or an SLO source could not be reached.
+    Unreachable,
+}
 
 #[derive(Debug, Default)]
 pub struct ExperimentOutcome {
@@ -55,26 +69,30 @@ impl ExperimentOutcome {
         reasons
     }
 
-    /// 0 pass, 1 failed, 2 an action was refused or invalid, 3 a target or SLO source was
-    /// unreachable.
-    pub fn exit_code(&self) -> u8 {
+    /// Pass, failed, invalid (an action was refused or malformed) or unreachable (a target or
+    /// SLO source); an error that is not a plain failure wins over the verdicts.
+    pub fn conclusion(&self) -> Conclusion {
         let worst_error = self
             .errors
             .iter()
-            .map(ChaosError::exit_code)
-            .filter(|c| *c != 1)
+            .map(ChaosError::conclusion)
+            .filter(|c| *c != Conclusion::Failed)
             .max();
-        if let Some(code) = worst_error {
-            return code;
+        if let Some(conclusion) = worst_error {
+            return conclusion;
         }
         for checked in [&self.before, &self.after].into_iter().flatten() {
             match checked.gate(self.allow_unknown) {
-                slo::Gate::Invalid => return 2,
-                slo::Gate::Unreachable => return 3,
+                slo::Gate::Invalid => return Conclusion::Invalid,
+                slo::Gate::Unreachable => return Conclusion::Unreachable,
                 _ => {}
             }
         }
-        if self.failures().is_empty() { 0 } else { 1 }
+        if self.failures().is_empty() {
+            Conclusion::Pass
+        } else {
+            Conclusion::Failed
+        }
     }
 
     /// The verdicts for the report: `before: X` and `after: X` gate the run; `during: X` is
@@ -154,5 +172,37 @@ impl ExperimentOutcome {
             }),
         });
         verdicts
+    }
+}
+
+impl ExperimentOutcome {
+    /// The journal, the reasons it failed and the verdict, for the operator (one line each).
+    pub fn summary(&self) -> String {
+        let mut out = String::from("journal:\n");
+        for r in &self.journal {
+            out.push_str(&format!(
+                "  {} {:<22} {:<28} {:<8}{}{}\n",
+                r.started_at.format("%H:%M:%S%.3f"),
+                r.action,
+                r.target,
+                r.outcome.as_str(),
+                r.recovery
+                    .map(|d| format!(" recovered in {:.1} s", d.as_secs_f64()))
+                    .unwrap_or_default(),
+                r.detail
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ));
+        }
+        let failures = self.failures();
+        for reason in &failures {
+            out.push_str(&format!("  - {reason}\n"));
+        }
+        out.push_str(&format!(
+            "experiment: {}\n",
+            if failures.is_empty() { "PASS" } else { "FAIL" }
+        ));
+        out
     }
 }

@@ -2,12 +2,13 @@
 //! `--dry-run` calls) and through the binding a real run does (local: `local::resolve` against
 //! the shape of a live mock Kafka cluster, which is what `LocalTarget::bind` checks; kube:
 //! `KubeTarget::with_client` + `kube_actions::bind`, as after `KubeTarget::connect`). Both must
-//! refuse, with the same exit code, or both accept — and each case says which it expects, so
+//! refuse, with the same conclusion, or both accept — and each case says which it expects, so
 //! a rule dropped from both paths fails too.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use chaos::Conclusion::{self, Invalid};
 use chaos::kube::KubeTarget;
 use chaos::local::StackShape;
 use chaos::{ChaosError, Experiment, Target};
@@ -18,8 +19,8 @@ struct Case {
     body: &'static str,
     /// `--brokers` of the local stack.
     brokers: i32,
-    /// `None`: accepted; `Some((code, words))`: refused with that exit code, saying `words`.
-    refused: Option<(u8, &'static str)>,
+    /// `None`: accepted; `Some((conclusion, words))`: refused with that conclusion, saying `words`.
+    refused: Option<(Conclusion, &'static str)>,
 }
 
 const KUBE: &str = "target:\n  kube: {namespace: ecommerce, allowed_namespaces: [ecommerce, kafka], max_blast_radius_percent: 50}\n";
@@ -36,7 +37,7 @@ fn cases() -> Vec<Case> {
             "every broker of the default stack down",
             "target: {local: {}}\nmethod:\n  - {name: all down, action: {broker-failure: {brokers: 3, duration: 10s}}}\n",
             3,
-            Some((2, "3 of 3 brokers")),
+            Some((Invalid, "3 of 3 brokers")),
         ),
         local(
             "two of three brokers down",
@@ -54,31 +55,31 @@ fn cases() -> Vec<Case> {
             "the only broker down",
             "target: {local: {}}\nmethod:\n  - {name: one down, action: {broker-failure: {brokers: 1, duration: 5s}}}\n",
             1,
-            Some((2, "1 of 1 brokers")),
+            Some((Invalid, "1 of 1 brokers")),
         ),
         local(
             "every broker named by id",
             "target: {local: {}}\nmethod:\n  - {name: ids, action: {broker-failure: {ids: [1, 2, 3], duration: 5s}}}\n",
             3,
-            Some((2, "at least one must stay up")),
+            Some((Invalid, "at least one must stay up")),
         ),
         local(
             "a broker the stack does not have",
             "target: {local: {}}\nmethod:\n  - {name: ids, action: {broker-failure: {ids: [4], duration: 5s}}}\n",
             3,
-            Some((2, "no broker 4")),
+            Some((Invalid, "no broker 4")),
         ),
         local(
             "brokers and ids together",
             "target: {local: {}}\nmethod:\n  - {name: both, action: {broker-failure: {brokers: 1, ids: [1], duration: 5s}}}\n",
             3,
-            Some((2, "not both")),
+            Some((Invalid, "not both")),
         ),
         local(
             "a refused rollback",
             "target: {local: {}}\nmethod:\n  - {name: kill, action: {process-kill: {service: order}}}\nrollbacks:\n  - {name: worse, action: {broker-failure: {brokers: 3, duration: 1s}}}\n",
             3,
-            Some((2, "rollbacks[0] `worse`")),
+            Some((Invalid, "rollbacks[0] `worse`")),
         ),
         local(
             "a process kill and its faults",
@@ -102,37 +103,37 @@ fn cases() -> Vec<Case> {
             name: "a pod kill in a namespace outside the allowlist",
             body: "KUBE\nmethod:\n  - {name: kill, action: {pod-kill: {namespace: payments, selector: app=order}}}\n",
             brokers: 3,
-            refused: Some((2, "not in allowed_namespaces")),
+            refused: Some((Invalid, "not in allowed_namespaces")),
         },
         Case {
             name: "a pod kill in kube-system",
             body: "KUBE\nmethod:\n  - {name: kill, action: {pod-kill: {namespace: kube-system, selector: k8s-app=kube-dns}}}\n",
             brokers: 3,
-            refused: Some((2, "never allowed")),
+            refused: Some((Invalid, "never allowed")),
         },
         Case {
             name: "kube-system as the target's namespace",
             body: "target:\n  kube: {namespace: kube-system, allowed_namespaces: [kube-system]}\nmethod:\n  - {name: kill, action: {pod-kill: {selector: k8s-app=kube-dns}}}\n",
             brokers: 3,
-            refused: Some((2, "never allowed")),
+            refused: Some((Invalid, "never allowed")),
         },
         Case {
             name: "an empty allowlist",
             body: "target:\n  kube: {namespace: ecommerce, allowed_namespaces: []}\nmethod:\n  - {name: kill, action: {pod-kill: {selector: app=order}}}\n",
             brokers: 3,
-            refused: Some((2, "allowed_namespaces is empty")),
+            refused: Some((Invalid, "allowed_namespaces is empty")),
         },
         Case {
             name: "a percent above the blast radius",
             body: "KUBE\nmethod:\n  - {name: kill, action: {pod-kill: {selector: app=order, percent: 80}}}\n",
             brokers: 3,
-            refused: Some((2, "exceeds max_blast_radius_percent")),
+            refused: Some((Invalid, "exceeds max_blast_radius_percent")),
         },
         Case {
             name: "a blast radius of zero",
             body: "target:\n  kube: {namespace: ecommerce, allowed_namespaces: [ecommerce], max_blast_radius_percent: 0}\nmethod:\n  - {name: kill, action: {pod-kill: {selector: app=order}}}\n",
             brokers: 3,
-            refused: Some((2, "max_blast_radius_percent must be in (0, 100]")),
+            refused: Some((Invalid, "max_blast_radius_percent must be in (0, 100]")),
         },
         Case {
             name: "a Kafka broker by ordinal in an allowed namespace",
@@ -144,21 +145,21 @@ fn cases() -> Vec<Case> {
             name: "a statefulset without ordinals",
             body: "KUBE\nmethod:\n  - {name: broker, action: {broker-failure: {namespace: kafka, statefulset: shop-kafka}}}\n",
             brokers: 3,
-            refused: Some((2, "needs ordinals")),
+            refused: Some((Invalid, "needs ordinals")),
         },
         Case {
             name: "kube faults on a service name instead of an admin URL",
             body: "KUBE\nmethod:\n  - {name: slow, action: {faults: {service: product, latency: 100ms, duration: 2s}}}\n",
             brokers: 3,
-            refused: Some((2, "admin_url")),
+            refused: Some((Invalid, "admin_url")),
         },
     ]
 }
 
-type Verdict = Result<(), (u8, String)>;
+type Verdict = Result<(), (Conclusion, String)>;
 
 fn verdict(result: Result<(), ChaosError>) -> Verdict {
-    result.map_err(|e| (e.exit_code(), e.to_string()))
+    result.map_err(|e| (e.conclusion(), e.to_string()))
 }
 
 fn every_action(experiment: &Experiment) -> impl Iterator<Item = &chaos::ActionSpec> {
@@ -255,7 +256,7 @@ async fn the_dry_run_refuses_exactly_what_the_real_binding_refuses() {
             (Some((want, words)), Err((got, message))) => {
                 if *got != want || !message.contains(words) {
                     failures.push(format!(
-                        "{}: expected exit {want} saying {words:?}, got {got}: {message}",
+                        "{}: expected {want:?} saying {words:?}, got {got:?}: {message}",
                         case.name
                     ));
                 }

@@ -8,7 +8,7 @@ use chaos::{ActionSpec, Target};
 
 fn error_of(text: &str) -> String {
     let error = chaos::parse(text, Path::new("exp.yaml")).unwrap_err();
-    assert_eq!(error.exit_code(), 2, "{error}");
+    assert_eq!(error.conclusion(), chaos::Conclusion::Invalid, "{error}");
     error.to_string()
 }
 

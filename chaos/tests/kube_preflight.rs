@@ -105,7 +105,7 @@ async fn a_missing_permission_is_refused_by_name() {
     });
     let error = target.preflight(POD_ACTIONS).await.unwrap_err();
     assert!(matches!(error, ChaosError::Refused(_)), "{error:?}");
-    assert_eq!(error.exit_code(), 2);
+    assert_eq!(error.conclusion(), chaos::Conclusion::Invalid);
     let text = error.to_string();
     assert!(
         text.contains("may not delete pods in namespace ecommerce"),
@@ -119,7 +119,7 @@ async fn a_silent_api_server_is_unreachable() {
     let (target, log) = target(503, |_, _| true);
     let error = target.preflight(POD_ACTIONS).await.unwrap_err();
     assert!(matches!(error, ChaosError::Unreachable(_)), "{error:?}");
-    assert_eq!(error.exit_code(), 3);
+    assert_eq!(error.conclusion(), chaos::Conclusion::Unreachable);
     assert_eq!(
         log.lock().unwrap().len(),
         1,

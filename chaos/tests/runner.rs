@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chaos::action::{Action, ActionFuture, hold};
 use chaos::runner::{Bound, run};
 use chaos::steady::Hypothesis;
-use chaos::{ActionRecord, Outcome};
+use chaos::{ActionRecord, Conclusion, Outcome};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -197,7 +197,7 @@ async fn the_timeline_runs_every_occurrence_then_the_rollbacks() {
     for (t, expected) in a_times.iter().zip([1.2, 1.5, 1.8]) {
         assert!((t - expected).abs() < 0.15, "a at {t}, expected {expected}");
     }
-    assert_eq!(out.exit_code(), 0, "{:?}", out.failures());
+    assert_eq!(out.conclusion(), Conclusion::Pass, "{:?}", out.failures());
     assert_eq!(
         *hypothesis.checks.lock().unwrap(),
         3,
@@ -238,7 +238,7 @@ async fn a_halt_stops_the_method_and_rollbacks_still_run() {
             .iter()
             .any(|r| r.target == "b" && r.outcome == Outcome::Skipped)
     );
-    assert_eq!(out.exit_code(), 1);
+    assert_eq!(out.conclusion(), Conclusion::Failed);
     assert!(
         out.after.is_some(),
         "the after check still runs after a halt"
@@ -270,7 +270,7 @@ async fn ctrl_c_cuts_a_running_action_short_and_rollbacks_still_run() {
     assert_eq!(b.detail.as_deref(), Some("cut short"));
     assert_eq!(out.journal.last().unwrap().target, "rollback");
     assert!(out.interrupted);
-    assert_eq!(out.exit_code(), 1);
+    assert_eq!(out.conclusion(), Conclusion::Failed);
 }
 
 #[test]
@@ -323,7 +323,7 @@ async fn during_spans_every_action_from_its_start_through_its_recovery_and_after
         &quiet,
     )
     .await;
-    assert_eq!(out.exit_code(), 0, "{:?}", out.failures());
+    assert_eq!(out.conclusion(), Conclusion::Pass, "{:?}", out.failures());
     let actions: Vec<&ActionRecord> = out
         .journal
         .iter()
@@ -404,7 +404,7 @@ async fn an_unknown_after_check_is_unknown_and_fails_unless_allowed() {
     assert!(!line.contains(": holds"), "{line}");
     assert_eq!(probe(&out, "after").outcome, Outcome::Unknown);
     assert_eq!(probe(&out, "after").to_journal_event().outcome, "unknown");
-    assert_eq!(out.exit_code(), 1);
+    assert_eq!(out.conclusion(), Conclusion::Failed);
     assert!(
         out.failures()
             .iter()
@@ -429,7 +429,7 @@ async fn an_allowed_unknown_passes_but_is_still_called_unknown() {
     assert!(line.contains("allow_unknown"), "{line}");
     assert!(!line.contains("holds"), "{line}");
     assert_eq!(probe(&out, "after").outcome, Outcome::Unknown);
-    assert_eq!(out.exit_code(), 0, "{:?}", out.failures());
+    assert_eq!(out.conclusion(), Conclusion::Pass, "{:?}", out.failures());
     let verdicts = out.verdicts();
     let after = verdicts.iter().find(|v| v.name == "after: p95").unwrap();
     assert_eq!(after.status, SloStatus::Unknown, "never turned into pass");
@@ -467,5 +467,5 @@ async fn an_unknown_before_check_skips_the_method() {
         ["rollback"],
         "the method is skipped, rollbacks still run"
     );
-    assert_eq!(out.exit_code(), 1);
+    assert_eq!(out.conclusion(), Conclusion::Failed);
 }

@@ -31,20 +31,37 @@ impl fmt::Display for Duration {
 }
 
 impl std::str::FromStr for Duration {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = DurationError;
+    fn from_str(text: &str) -> Result<Self, DurationError> {
         parse(text).map(Duration)
     }
 }
 
+/// Text that is not a duration, as written, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration \"{text}\": {reason} (use e.g. 30s, 1m30s, 500ms)")]
+pub struct DurationError {
+    pub text: String,
+    pub reason: String,
+}
+
+impl From<DurationError> for String {
+    /// For serde's `TryFrom<String>` conversions, whose errors are their messages.
+    fn from(error: DurationError) -> String {
+        error.to_string()
+    }
+}
+
 /// Parses `30s`, `1m30s`, `500ms`; `0` means zero.
-pub fn parse(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse(text: &str) -> Result<std::time::Duration, DurationError> {
     let trimmed = text.trim();
     if trimmed == "0" {
         return Ok(std::time::Duration::ZERO);
     }
-    humantime::parse_duration(trimmed)
-        .map_err(|e| format!("invalid duration \"{text}\": {e} (use e.g. 30s, 1m30s, 500ms)"))
+    humantime::parse_duration(trimmed).map_err(|e| DurationError {
+        text: text.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 impl<'de> Deserialize<'de> for Duration {
@@ -106,6 +123,8 @@ mod tests {
     #[test]
     fn a_bad_duration_has_one_message() {
         let error = parse("soon").unwrap_err();
+        assert_eq!(error.text, "soon");
+        let error = error.to_string();
         assert!(error.starts_with("invalid duration \"soon\": "), "{error}");
         assert!(error.ends_with("(use e.g. 30s, 1m30s, 500ms)"), "{error}");
         // A bare number other than 0 has no unit, which is ambiguous.

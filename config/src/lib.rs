@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 pub mod duration;
 pub mod validated;
 
-pub use duration::Duration;
+pub use duration::{Duration, DurationError};
 
 /// The macro expands in other crates; it reaches serde through this crate.
 #[doc(hidden)]

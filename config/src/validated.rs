@@ -17,13 +17,15 @@ pub fn map<'de, D, Raw, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     Raw: Deserialize<'de>,
-    T: TryFrom<Raw, Error = String>,
+    T: TryFrom<Raw>,
+    T::Error: fmt::Display,
 {
     struct MapVisitor<Raw, T>(PhantomData<(Raw, T)>);
     impl<'de, Raw, T> Visitor<'de> for MapVisitor<Raw, T>
     where
         Raw: Deserialize<'de>,
-        T: TryFrom<Raw, Error = String>,
+        T: TryFrom<Raw>,
+        T::Error: fmt::Display,
     {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,10 +43,15 @@ where
 pub fn string<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    T: TryFrom<String, Error = String>,
+    T: TryFrom<String>,
+    T::Error: fmt::Display,
 {
     struct StringVisitor<T>(PhantomData<T>);
-    impl<T: TryFrom<String, Error = String>> Visitor<'_> for StringVisitor<T> {
+    impl<T> Visitor<'_> for StringVisitor<T>
+    where
+        T: TryFrom<String>,
+        T::Error: fmt::Display,
+    {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a string")
@@ -60,10 +67,15 @@ where
 pub fn number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    T: TryFrom<f64, Error = String>,
+    T: TryFrom<f64>,
+    T::Error: fmt::Display,
 {
     struct NumberVisitor<T>(PhantomData<T>);
-    impl<T: TryFrom<f64, Error = String>> Visitor<'_> for NumberVisitor<T> {
+    impl<T> Visitor<'_> for NumberVisitor<T>
+    where
+        T: TryFrom<f64>,
+        T::Error: fmt::Display,
+    {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a number")
@@ -84,7 +96,7 @@ where
 /// `impl Deserialize` for a type validated by one of the helpers above:
 /// `config::deserialize_validated!(Objective, map RawObjective)` (`T: TryFrom<Raw>`),
 /// `(Selector, string)` (`T: TryFrom<String>`), `(Quantile, number)` (`T: TryFrom<f64>`), each
-/// with `Error = String`.
+/// with an error that displays as the message (a typed error, or a `String`).
 #[macro_export]
 macro_rules! deserialize_validated {
     ($ty:ty, map $raw:ty) => {

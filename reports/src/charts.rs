@@ -10,6 +10,7 @@ use std::iter::once;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+use crate::error::RenderError;
 use crate::model::{ErrorKind, Report, TimeSlice};
 
 const WIDTH: u32 = 960;
@@ -42,7 +43,7 @@ pub struct Charts {
 
 /// Draws every chart for `report`. An empty time series (e.g. an unreachable target) still
 /// yields charts: empty axes say "nothing happened" more clearly than a missing picture.
-pub fn draw_all(report: &Report) -> anyhow::Result<Charts> {
+pub fn draw_all(report: &Report) -> Result<Charts, RenderError> {
     Ok(Charts {
         latency: latency_chart(report)?,
         throughput: throughput_chart(report)?,
@@ -57,7 +58,7 @@ struct Line {
     values: Vec<Option<f64>>,
 }
 
-fn latency_chart(report: &Report) -> anyhow::Result<String> {
+fn latency_chart(report: &Report) -> Result<String, RenderError> {
     let series = &report.timeseries;
     let mut lines = vec![
         Line {
@@ -89,7 +90,7 @@ fn latency_chart(report: &Report) -> anyhow::Result<String> {
     line_chart(report, "Latency per second (ms)", "ms", &lines)
 }
 
-fn throughput_chart(report: &Report) -> anyhow::Result<String> {
+fn throughput_chart(report: &Report) -> Result<String, RenderError> {
     let series = &report.timeseries;
     let rps = Line {
         label: "requests/s".into(),
@@ -146,7 +147,7 @@ fn throughput_chart(report: &Report) -> anyhow::Result<String> {
     Ok(svg)
 }
 
-fn errors_chart(report: &Report) -> anyhow::Result<String> {
+fn errors_chart(report: &Report) -> Result<String, RenderError> {
     let series: &[TimeSlice] = &report.timeseries;
     let mut lines = vec![Line {
         label: "all errors".into(),
@@ -174,7 +175,7 @@ fn line_chart(
     caption: &str,
     unit: &str,
     lines: &[Line],
-) -> anyhow::Result<String> {
+) -> Result<String, RenderError> {
     let x_max = x_extent(report);
     let y_max = axis_max(
         lines
@@ -212,7 +213,7 @@ fn line_chart(
 
 /// Draws a line, broken wherever a slice has no value (no request finished that second), so
 /// a gap is not drawn as a straight interpolation.
-fn draw_line(chart: &mut Chart<'_, '_>, line: &Line) -> anyhow::Result<()> {
+fn draw_line(chart: &mut Chart<'_, '_>, line: &Line) -> Result<(), RenderError> {
     let mut segments: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
     for (i, value) in line.values.iter().enumerate() {
         match value {
@@ -242,7 +243,7 @@ fn draw_line(chart: &mut Chart<'_, '_>, line: &Line) -> anyhow::Result<()> {
 }
 
 /// Vertical markers for journal events, with a shaded band for events that have an end.
-fn draw_journal(chart: &mut Chart<'_, '_>, report: &Report, y_max: f64) -> anyhow::Result<()> {
+fn draw_journal(chart: &mut Chart<'_, '_>, report: &Report, y_max: f64) -> Result<(), RenderError> {
     let x_max = x_extent(report);
     let clamp = |x: f64| x.clamp(0.0, x_max);
     for event in &report.journal {
@@ -274,7 +275,7 @@ fn draw_journal(chart: &mut Chart<'_, '_>, report: &Report, y_max: f64) -> anyho
     Ok(())
 }
 
-fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> anyhow::Result<()> {
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), RenderError> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -311,6 +312,6 @@ fn axis_label(value: f64, axis_max: f64) -> String {
     }
 }
 
-fn chart_error<E: std::fmt::Display>(error: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing chart: {error}")
+fn chart_error<E: std::fmt::Display>(error: E) -> RenderError {
+    RenderError::Chart(error.to_string())
 }

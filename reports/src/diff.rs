@@ -349,29 +349,49 @@ fn only_in(subject: &str, run: &str) -> DiffRow {
     }
 }
 
+/// A regression bound that is not a percentage; the message says the spelling probably meant.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BoundError {
+    /// A bare number: it read as a fraction before (`10` was 1000 %).
+    #[error("`{text}` has no unit: did you mean `{text}%`?{}", fraction_hint(.text))]
+    NoUnit { text: String },
+    #[error("`{text}` is not a percentage like `10%`")]
+    NotAPercentage { text: String },
+    #[error("`{text}` must be zero or more")]
+    Negative { text: String },
+}
+
+/// For a bare number between 0 and 1, the percentage it meant if it was a fraction.
+fn fraction_hint(text: &str) -> String {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => format!(
+            " (or `{}%`, if `{text}` was a fraction)",
+            crate::threshold::trim_number(v * 100.0)
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Reads a regression bound, a percentage: `10%`. A bare `10` is refused — it read as 1000 %
 /// before, a bound no regression ever crosses — with the spelling that was probably meant.
-pub fn parse_bound(text: &str) -> Result<f64, String> {
+pub fn parse_bound(text: &str) -> Result<f64, BoundError> {
     let text = text.trim();
+    let owned = || text.to_string();
     let Some(percent) = text.strip_suffix('%') else {
         return Err(match text.parse::<f64>() {
-            Ok(v) if v > 0.0 && v < 1.0 => format!(
-                "`{text}` has no unit: did you mean `{text}%`? (or `{}%`, if `{text}` was a fraction)",
-                crate::threshold::trim_number(v * 100.0)
-            ),
-            Ok(_) => format!("`{text}` has no unit: did you mean `{text}%`?"),
-            Err(_) => format!("`{text}` is not a percentage like `10%`"),
+            Ok(_) => BoundError::NoUnit { text: owned() },
+            Err(_) => BoundError::NotAPercentage { text: owned() },
         });
     };
     let value = percent
         .trim()
         .parse::<f64>()
         .map(|p| p / 100.0)
-        .map_err(|_| format!("`{text}` is not a percentage like `10%`"))?;
+        .map_err(|_| BoundError::NotAPercentage { text: owned() })?;
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(format!("`{text}` must be zero or more"))
+        Err(BoundError::Negative { text: owned() })
     }
 }
 
@@ -505,11 +525,15 @@ mod tests {
         assert!(parse_bound("-5%").is_err());
         assert!(parse_bound("ten").is_err());
         assert_eq!(
-            parse_bound("10").unwrap_err(),
+            parse_bound("-5%").unwrap_err(),
+            BoundError::Negative { text: "-5%".into() }
+        );
+        assert_eq!(
+            parse_bound("10").unwrap_err().to_string(),
             "`10` has no unit: did you mean `10%`?"
         );
         assert_eq!(
-            parse_bound("0.25").unwrap_err(),
+            parse_bound("0.25").unwrap_err().to_string(),
             "`0.25` has no unit: did you mean `0.25%`? (or `25%`, if `0.25` was a fraction)"
         );
     }

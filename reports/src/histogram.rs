@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Deserializer as SerdeDeserializer, Serialize, Serializer};
 
+use crate::error::HistogramError;
 use crate::model::LatencyStats;
 
 /// Significant digits of the run-wide histograms (per transaction, per status class, totals):
@@ -53,10 +54,10 @@ impl LatencyHistogram {
     }
 
     /// Adds every value of `other` to this histogram (merging workers or slices).
-    pub fn merge(&mut self, other: &LatencyHistogram) -> anyhow::Result<()> {
+    pub fn merge(&mut self, other: &LatencyHistogram) -> Result<(), HistogramError> {
         self.0
             .add(&other.0)
-            .map_err(|e| anyhow::anyhow!("merging histograms: {e:?}"))
+            .map_err(|e| HistogramError::Merge(format!("{e:?}")))
     }
 
     /// How many values were recorded.
@@ -91,22 +92,22 @@ impl LatencyHistogram {
     }
 
     /// The V2 + deflate encoding, base64 text.
-    pub fn encode(&self) -> anyhow::Result<String> {
+    pub fn encode(&self) -> Result<String, HistogramError> {
         let mut bytes = Vec::new();
         V2DeflateSerializer::new()
             .serialize(&self.0, &mut bytes)
-            .map_err(|e| anyhow::anyhow!("encoding histogram: {e:?}"))?;
+            .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
         Ok(BASE64.encode(bytes))
     }
 
     /// Parses what [`LatencyHistogram::encode`] produced (or any V2/V2-deflate base64 histogram).
-    pub fn decode(text: &str) -> anyhow::Result<Self> {
+    pub fn decode(text: &str) -> Result<Self, HistogramError> {
         let bytes = BASE64
             .decode(text.trim())
-            .map_err(|e| anyhow::anyhow!("histogram is not base64: {e}"))?;
+            .map_err(|e| HistogramError::Base64(e.to_string()))?;
         let mut histogram: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
-            .map_err(|e| anyhow::anyhow!("histogram is not HdrHistogram V2: {e:?}"))?;
+            .map_err(|e| HistogramError::Format(format!("{e:?}")))?;
         // Decoded histograms have fixed bounds; let them grow again so merges never fail.
         histogram.auto(true);
         Ok(Self(histogram))

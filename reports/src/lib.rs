@@ -12,6 +12,7 @@
 mod charts;
 pub mod derive;
 pub mod diff;
+mod error;
 mod histogram;
 pub mod merge;
 mod model;
@@ -22,6 +23,7 @@ mod threshold;
 #[cfg(test)]
 mod fixtures;
 
+pub use error::{HistogramError, RenderError, WriteError};
 pub use histogram::LatencyHistogram;
 pub use merge::merge;
 pub use model::{

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::derive::{MAX_ERROR_SAMPLES, round_to};
+use crate::error::HistogramError;
 use crate::histogram::LatencyHistogram;
 use crate::model::{
     ArrivalStats, ErrorCounts, ErrorKind, JournalEvent, ProfileSummary, Report, StatusClassStats,
@@ -155,7 +156,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     let mut samples: BTreeMap<(ErrorKind, String, String), u64> = BTreeMap::new();
     let mut slices: Vec<TimeSlice> = Vec::new();
     for (index, report) in reports.iter().enumerate() {
-        let invalid = |what: String, error: anyhow::Error| MergeError::Invalid {
+        let invalid = |what: String, error: HistogramError| MergeError::Invalid {
             index,
             run_id: report.run_id.clone(),
             reason: format!("{what}: {error:#}"),
@@ -408,7 +409,7 @@ fn add_histograms(
     (into, into_corrected): (&mut LatencyHistogram, &mut Option<LatencyHistogram>),
     (from, from_corrected): (&LatencyHistogram, &Option<LatencyHistogram>),
     fresh: fn() -> LatencyHistogram,
-) -> anyhow::Result<()> {
+) -> Result<(), HistogramError> {
     into.merge(from)?;
     if let Some(from_corrected) = from_corrected {
         into_corrected

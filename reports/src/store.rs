@@ -7,8 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-
+use crate::error::WriteError;
 use crate::model::{Report, SCHEMA_VERSION};
 use crate::render::all_renderers;
 
@@ -84,15 +83,24 @@ enum FromJsonError {
 
 /// Renders `report` with every renderer into `dir` (created if missing) and returns the paths
 /// written: `report.json`, `report.md`, `report.html`, `junit.xml`.
-pub fn write_all(dir: &Path, report: &Report) -> anyhow::Result<Vec<PathBuf>> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+pub fn write_all(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, WriteError> {
+    fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut written = Vec::new();
     for renderer in all_renderers() {
         let path = dir.join(renderer.file_name());
         let text = renderer
             .render(report)
-            .with_context(|| format!("rendering {}", renderer.file_name()))?;
-        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            .map_err(|source| WriteError::Render {
+                file: renderer.file_name(),
+                source,
+            })?;
+        fs::write(&path, text).map_err(|source| WriteError::Write {
+            path: path.clone(),
+            source,
+        })?;
         written.push(path);
     }
     Ok(written)
@@ -105,19 +113,24 @@ pub const LATEST: &str = "latest";
 /// the newest run by a stable path (`reports/runs/latest/report.json`) however many runs the
 /// folder holds. The link is relative (the folder can be moved or archived) and replaced
 /// atomically: a reader never sees it missing.
-pub fn mark_latest(run_dir: &Path) -> anyhow::Result<PathBuf> {
-    let parent = run_dir
-        .parent()
-        .with_context(|| format!("{} has no parent folder", run_dir.display()))?;
-    let name = run_dir
-        .file_name()
-        .with_context(|| format!("{} has no name", run_dir.display()))?;
+pub fn mark_latest(run_dir: &Path) -> Result<PathBuf, WriteError> {
+    let parent = run_dir.parent().ok_or_else(|| WriteError::NoParent {
+        path: run_dir.to_path_buf(),
+    })?;
+    let name = run_dir.file_name().ok_or_else(|| WriteError::NoName {
+        path: run_dir.to_path_buf(),
+    })?;
     let link = parent.join(LATEST);
     let staged = parent.join(format!(".{LATEST}.{}", std::process::id()));
     let _ = fs::remove_file(&staged);
-    std::os::unix::fs::symlink(name, &staged)
-        .with_context(|| format!("creating {}", staged.display()))?;
-    fs::rename(&staged, &link).with_context(|| format!("replacing {}", link.display()))?;
+    std::os::unix::fs::symlink(name, &staged).map_err(|source| WriteError::Link {
+        path: staged.clone(),
+        source,
+    })?;
+    fs::rename(&staged, &link).map_err(|source| WriteError::ReplaceLink {
+        path: link.clone(),
+        source,
+    })?;
     Ok(link)
 }
 

@@ -34,11 +34,11 @@ pub use model::{
     Objective, PromqlSli, Quantile, Selector, SetKind, Sli, Slo, SloSet,
 };
 pub use outcome::{CheckOutcome, Checked, Gate, Problem, attach};
-pub use sources::preflight;
-pub use sources::{Source, SourceKind, Sources, SourcesConfig};
+pub use sources::{PreflightFailed, preflight};
+pub use sources::{SetupError, Source, SourceKind, Sources, SourcesConfig};
 pub use time::{TimeError, human_instant, parse_instant};
-pub use value::Unit;
-pub use window::{Marks, Window};
+pub use value::{Unit, UnitError};
+pub use window::{Marks, Window, WindowError};
 
 /// Re-exported so callers can name the verdict types without depending on `reports` directly.
 pub use reports::{SloStatus, SloVerdict};

@@ -894,7 +894,7 @@ impl Objective {
     /// Whether the bounds are written in a unit an SLI measuring `unit` can be compared with
     /// (see [`Unit::check_bound`]). SLO files are checked while they are read; this is for
     /// objectives read apart from their SLI, such as a chaos experiment's halt bounds.
-    pub fn check_unit(&self, unit: Unit) -> Result<(), String> {
+    pub fn check_unit(&self, unit: Unit) -> Result<(), crate::value::UnitError> {
         let (value_written, warn_written) = self.written;
         let bounds = [
             Some((self.comparison.key(), self.value, value_written)),

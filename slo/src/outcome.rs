@@ -15,7 +15,7 @@ use serde::Serialize;
 pub enum Problem {
     /// The source answered, with nothing to judge (no series, no samples, no requests).
     NoData,
-    /// The SLO needs a source nobody configured (e.g. no `--prometheus`).
+    /// The SLO needs a source nobody configured (e.g. no `--prometheus-url`).
     NotConfigured,
     /// The source could not be reached.
     Unreachable,
@@ -97,17 +97,39 @@ impl CheckOutcome {
     }
 }
 
-/// Puts the outcome's verdicts into `report.slos` (replacing verdicts of the same name) and
-/// recomputes the report's verdict. A run report only fails on `fail`, so when unknowns are
-/// not allowed they are recorded as `fail`, with the reason kept in the message.
-pub fn attach(report: &mut Report, outcome: &CheckOutcome, allow_unknown: bool) {
-    for checked in &outcome.results {
-        let mut verdict = checked.verdict.clone();
-        if verdict.status == SloStatus::Unknown && !allow_unknown {
+impl Checked {
+    /// The verdict as the gate judges it: an `unknown` that gates becomes `fail` (the reason
+    /// kept in the message), since a gate must never pass on missing data. Only an SLO without
+    /// data is let through by `allow_unknown`; one whose source was unreachable, refused the
+    /// query or is not configured was not checked at all and always gates.
+    pub fn gated_verdict(&self, allow_unknown: bool) -> SloVerdict {
+        let mut verdict = self.verdict.clone();
+        let waved_through = allow_unknown && self.problem == Some(Problem::NoData);
+        if verdict.status == SloStatus::Unknown && !waved_through {
             verdict.status = SloStatus::Fail;
             let why = verdict.message.take().unwrap_or_default();
             verdict.message = Some(format!("unknown, and the gate requires data: {why}"));
         }
+        verdict
+    }
+}
+
+impl CheckOutcome {
+    /// Every verdict as the gate judges it (see [`Checked::gated_verdict`]), in SLO file order:
+    /// what a run report and `slo-junit.xml` carry.
+    pub fn gated_verdicts(&self, allow_unknown: bool) -> Vec<SloVerdict> {
+        self.results
+            .iter()
+            .map(|c| c.gated_verdict(allow_unknown))
+            .collect()
+    }
+}
+
+/// Puts the outcome's verdicts into `report.slos` (replacing verdicts of the same name) and
+/// recomputes the report's verdict. A run report only fails on `fail`, so unknowns that gate
+/// are recorded as `fail` (see [`Checked::gated_verdict`]), with the reason kept in the message.
+pub fn attach(report: &mut Report, outcome: &CheckOutcome, allow_unknown: bool) {
+    for verdict in outcome.gated_verdicts(allow_unknown) {
         match report.slos.iter_mut().find(|s| s.name == verdict.name) {
             Some(existing) => *existing = verdict,
             None => report.slos.push(verdict),
@@ -179,5 +201,61 @@ mod tests {
             .results
             .push(checked(SloStatus::Unknown, Some(Problem::Unreachable)));
         assert_eq!(partial.gate(true), Gate::Failed, "a definite answer wins");
+    }
+}
+
+#[cfg(test)]
+mod gated_tests {
+    use super::*;
+
+    fn checked(status: SloStatus, problem: Option<Problem>) -> Checked {
+        Checked {
+            verdict: SloVerdict {
+                name: "s".into(),
+                status,
+                measured: None,
+                unit: None,
+                objective: "x < 1".into(),
+                source: "prometheus".into(),
+                query: None,
+                window: None,
+                message: Some("no series".into()),
+            },
+            description: None,
+            from: DateTime::UNIX_EPOCH,
+            to: DateTime::UNIX_EPOCH,
+            problem,
+        }
+    }
+
+    #[test]
+    fn an_unknown_that_gates_is_a_failure_and_says_why() {
+        let no_data = checked(SloStatus::Unknown, Some(Problem::NoData));
+        let gated = no_data.gated_verdict(false);
+        assert_eq!(gated.status, SloStatus::Fail);
+        assert_eq!(
+            gated.message.as_deref(),
+            Some("unknown, and the gate requires data: no series")
+        );
+        assert_eq!(
+            no_data.gated_verdict(true).status,
+            SloStatus::Unknown,
+            "allowed"
+        );
+        for problem in [
+            Problem::Unreachable,
+            Problem::Rejected,
+            Problem::NotConfigured,
+        ] {
+            assert_eq!(
+                checked(SloStatus::Unknown, Some(problem))
+                    .gated_verdict(true)
+                    .status,
+                SloStatus::Fail,
+                "{problem:?} was not checked at all: --allow-unknown does not let it through"
+            );
+        }
+        let fail = checked(SloStatus::Fail, None);
+        assert_eq!(fail.gated_verdict(true), fail.verdict);
     }
 }

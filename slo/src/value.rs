@@ -222,11 +222,29 @@ fn trimmed_exact(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// An objective bound written in a unit its SLI cannot be compared with; the message says how
+/// to write it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct UnitError {
+    /// The objective field, e.g. `lt` or `warn`.
+    pub field: String,
+    pub message: String,
+}
+
 impl Unit {
     /// Whether `bound`, given as objective field `field`, is written in a unit this SLI can be
     /// compared with. Latencies and durations need a duration, ratios a percentage or an
     /// explicit fraction, counts a plain number; the error says how to write it.
-    pub fn check_bound(self, field: &str, bound: &Bound) -> Result<(), String> {
+    pub fn check_bound(self, field: &str, bound: &Bound) -> Result<(), UnitError> {
+        self.bound_problem(field, bound)
+            .map_err(|message| UnitError {
+                field: field.to_string(),
+                message,
+            })
+    }
+
+    fn bound_problem(self, field: &str, bound: &Bound) -> Result<(), String> {
         let given = format!("`{field}: {}`", bound.text);
         let number = bound.value;
         match (self, bound.written) {
@@ -377,6 +395,8 @@ mod tests {
             (Unit::Number, "1%"),
         ] {
             let error = check(unit, text).unwrap_err();
+            assert_eq!(error.field, "lt");
+            let error = error.to_string();
             assert!(
                 error.starts_with(&format!("`lt: {text}`")),
                 "{unit} {text}: {error}"

@@ -12,6 +12,26 @@ use reports::{JournalEvent, Report};
 use crate::model::{After, Defaults};
 use crate::time::parse_instant;
 
+/// A window that cannot be built, or an instant it does not know.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    /// `to` is not after `from` (RFC 3339, whole seconds).
+    #[error("the window must end after it starts (from {from} to {to})")]
+    Empty { from: String, to: String },
+    /// `--from`, `--to` or `--load-end` is not an instant.
+    #[error(transparent)]
+    Instant(#[from] crate::time::TimeError),
+    /// The SLO file's default window does not fit a date.
+    #[error("window {window:?}: {reason}")]
+    TooLong { window: Duration, reason: String },
+    /// A recovery SLI counts from the end of load, and nobody said when that was.
+    #[error("the end of load is not known: evaluate a run report (--run) or pass --load-end")]
+    NoLoadEnd,
+    /// A recovery SLI counts from a journal event the run does not have.
+    #[error("no journal event of kind `{0}` in this run")]
+    NoEvent(String),
+}
+
 /// Instants inside a window that an SLI can refer to.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Marks {
@@ -42,14 +62,13 @@ impl Window {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         defaults: &Defaults,
-    ) -> Result<Window, String> {
+    ) -> Result<Window, WindowError> {
         let (from, to) = (from.trunc_subsecs(0), to.trunc_subsecs(0));
         if from >= to {
-            return Err(format!(
-                "the window must end after it starts (from {} to {})",
-                from.to_rfc3339(),
-                to.to_rfc3339()
-            ));
+            return Err(WindowError::Empty {
+                from: from.to_rfc3339(),
+                to: to.to_rfc3339(),
+            });
         }
         Ok(Window {
             from,
@@ -62,7 +81,7 @@ impl Window {
     }
 
     /// The window a run report covers, with its end of load and journal as marks.
-    pub fn of_run(report: &Report, defaults: &Defaults) -> Result<Window, String> {
+    pub fn of_run(report: &Report, defaults: &Defaults) -> Result<Window, WindowError> {
         let mut window = Window::new(
             report.started_at,
             // Round the end up: the last requests of the run must be inside the window.
@@ -95,7 +114,7 @@ impl Window {
         to: Option<&str>,
         load_end: Option<&str>,
         defaults: &Defaults,
-    ) -> Result<Window, String> {
+    ) -> Result<Window, WindowError> {
         Window::from_text_at(from, to, load_end, defaults, Utc::now())
     }
 
@@ -106,14 +125,18 @@ impl Window {
         load_end: Option<&str>,
         defaults: &Defaults,
         now: DateTime<Utc>,
-    ) -> Result<Window, String> {
-        let instant = |text: &str| parse_instant(text, now).map_err(|e| e.to_string());
+    ) -> Result<Window, WindowError> {
+        let instant = |text: &str| parse_instant(text, now);
         let to = to.map(instant).transpose()?.unwrap_or(now);
         let from = match from {
             Some(text) => instant(text)?,
             None => {
-                to - chrono::Duration::from_std(defaults.window)
-                    .map_err(|e| format!("window {:?}: {e}", defaults.window))?
+                to - chrono::Duration::from_std(defaults.window).map_err(|e| {
+                    WindowError::TooLong {
+                        window: defaults.window,
+                        reason: e.to_string(),
+                    }
+                })?
             }
         };
         let mut window = Window::new(from, to, defaults)?;
@@ -152,12 +175,9 @@ impl Window {
     }
 
     /// The instant `after` refers to.
-    pub fn instant(&self, after: &After) -> Result<DateTime<Utc>, String> {
+    pub fn instant(&self, after: &After) -> Result<DateTime<Utc>, WindowError> {
         match after {
-            After::LoadEnd => self.marks.load_end.ok_or_else(|| {
-                "the end of load is not known: evaluate a run report (--run) or pass --load-end"
-                    .to_string()
-            }),
+            After::LoadEnd => self.marks.load_end.ok_or(WindowError::NoLoadEnd),
             After::WindowStart => Ok(self.from),
             After::At(at) => Ok(*at),
             After::Event(kind) => self
@@ -167,7 +187,7 @@ impl Window {
                 .filter(|e| &e.kind == kind)
                 .map(|e| e.ended_at.unwrap_or(e.at))
                 .min()
-                .ok_or_else(|| format!("no journal event of kind `{kind}` in this run")),
+                .ok_or_else(|| WindowError::NoEvent(kind.clone())),
         }
     }
 }
@@ -216,7 +236,11 @@ mod tests {
         );
         let error =
             Window::from_text_at(Some("now"), Some("now-1m"), None, &defaults, now).unwrap_err();
-        assert!(error.contains("must end after it starts"), "{error}");
+        assert!(matches!(error, WindowError::Empty { .. }), "{error}");
+        assert!(
+            error.to_string().contains("must end after it starts"),
+            "{error}"
+        );
         assert!(Window::from_text_at(Some("soon"), None, None, &defaults, now).is_err());
     }
 
@@ -226,6 +250,7 @@ mod tests {
         assert!(
             w.instant(&After::LoadEnd)
                 .unwrap_err()
+                .to_string()
                 .contains("--load-end")
         );
         w.marks.load_end = Some(at(600));
@@ -244,6 +269,9 @@ mod tests {
                 .unwrap(),
             at(330)
         );
-        assert!(w.instant(&After::Event("chaos.kill-pod".into())).is_err());
+        assert!(matches!(
+            w.instant(&After::Event("chaos.kill-pod".into())),
+            Err(WindowError::NoEvent(kind)) if kind == "chaos.kill-pod"
+        ));
     }
 }

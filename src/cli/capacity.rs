@@ -1,13 +1,16 @@
 //! `shakedown capacity`: step the load up until a threshold or SLO breaks, and report the highest
 //! load that held. Every step is a full run with its own report; the summary says where it broke.
+//! The search is `scenarios::capacity::search`; here are its flags, the stack, the SLO gate of
+//! each step, the files and the exit code.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use scenarios::capacity::{CapacityPlan, CapacityResult, StepResult};
-use scenarios::{Profile, RunSpec};
+use scenarios::Profile;
+use scenarios::capacity::{CapacityPlan, CapacityResult, Steps, Stop};
+use shop::stack::Stack;
 
 use super::gate::{SloArgs, SloGate};
 use super::shutdown::Shutdown;
@@ -61,13 +64,13 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         hold: args.hold,
         ramp: args.ramp,
     };
-    plan.validate().map_err(exit::usage)?;
+    plan.validate().map_err(exit::classified)?;
     let base = args
         .profile
         .as_deref()
         .map(Profile::resolve)
         .transpose()
-        .map_err(|e| exit::usage(e.to_string()))?;
+        .map_err(exit::classified)?;
     let gate = SloGate::load(&args.slo)?;
     super::run::validate(&args.scenario, args.target.as_deref())?;
 
@@ -88,95 +91,70 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
             .to_string()
             .replace(':', "")
     ));
-    let mut result = CapacityResult::new(&args.scenario, &target);
-    let mut failure = None;
-    let levels = plan.levels();
-    for (n, users) in levels.iter().copied().enumerate() {
-        if !quiet {
-            eprintln!(
-                "step {}/{}: {users} users for {}",
-                n + 1,
-                levels.len(),
-                humantime::format_duration(plan.hold)
-            );
-        }
-        let spec = RunSpec {
-            scenario: args.scenario.clone(),
-            target: target.clone(),
-            profile: plan.profile(users, base.as_ref()),
-            quiet,
-            thresholds: Vec::new(),
-        };
-        let mut report = match scenarios::execute_until(spec, &shutdown.token()).await {
-            Ok(report) => report,
-            Err(error) if error.is_usage() => {
-                failure = Some(exit::usage(error.to_string()));
-                break;
-            }
-            Err(error) => {
-                let message = error.to_string();
-                result.interrupted = Some(message.clone());
-                failure = Some(
-                    exit::Classified {
-                        exit: Exit::Unreachable,
-                        message,
-                    }
-                    .into(),
-                );
-                if let Some(report) = error.into_partial_report() {
-                    write_step(&dir, users, &report)?;
-                }
-                break;
-            }
-        };
-        if let Some(gate) = &gate
-            && let Some(exit) = gate.judge(&mut report, stack.as_ref(), quiet).await
-        {
-            result.interrupted = Some("an SLO source failed".to_string());
-            failure = Some(
-                exit::Classified {
-                    exit,
-                    message: "the SLO gate could not judge a step".into(),
-                }
-                .into(),
-            );
-        }
-        write_step(&dir, users, &report)?;
-        if report.partial {
-            result.interrupted = report.partial_reason.clone();
-        }
-        let go_on = result.record(StepResult::of(users, &report));
-        if !quiet {
-            eprintln!(
-                "  {} requests, {:.1} req/s: {}",
-                report.totals.requests,
-                report.totals.rps,
-                if go_on { "held" } else { "broke" }
-            );
-        }
-        if !go_on || failure.is_some() || report.partial {
-            break;
-        }
+    let mut steps = CliSteps {
+        dir: &dir,
+        gate: gate.as_ref(),
+        stack: stack.as_ref(),
+        quiet,
+    };
+    let searched = scenarios::capacity::search(
+        &plan,
+        &args.scenario,
+        &target,
+        base.as_ref(),
+        quiet,
+        &shutdown.token(),
+        &mut steps,
+    )
+    .await;
+    super::run::stop(stack).await;
+    let searched = searched?;
+
+    write_summary(&dir, &searched.result)?;
+    print!("{}", searched.result.markdown());
+    println!("summary: {}", dir.join("capacity.md").display());
+    let holds = searched.holds(args.require);
+    match searched.stopped {
+        Some(Stop::Load(error)) => Err(exit::classified(error)),
+        Some(Stop::Judge(error)) => Err(error),
+        None => Ok(exit::passed(holds)),
     }
-    if let Some(stack) = stack {
-        stack.stop().await;
+}
+
+/// Each step: judged by the SLO gate (when `--slo`), written to its own directory.
+struct CliSteps<'a> {
+    dir: &'a Path,
+    gate: Option<&'a SloGate>,
+    stack: Option<&'a Stack>,
+    quiet: bool,
+}
+
+impl Steps for CliSteps<'_> {
+    type Error = anyhow::Error;
+
+    async fn judge(&mut self, _users: u32, report: &mut reports::Report) -> Result<()> {
+        let Some(gate) = self.gate else {
+            return Ok(());
+        };
+        match gate.judge(report, self.stack, self.quiet).await {
+            Some(exit) => Err(exit::Classified {
+                exit,
+                message: "the SLO gate could not judge a step".into(),
+            }
+            .into()),
+            None => Ok(()),
+        }
     }
 
-    write_summary(&dir, &result)?;
-    print!("{}", result.markdown());
-    println!("summary: {}", dir.join("capacity.md").display());
-    if let Some(error) = failure {
-        return Err(error);
+    fn keep(&mut self, users: u32, report: &reports::Report) -> Result<()> {
+        write_step(self.dir, users, report)
     }
-    let held = result.highest_holding.unwrap_or(0);
-    let enough = args.require.is_none_or(|required| held >= required);
-    Ok(
-        if result.highest_holding.is_some() && result.interrupted.is_none() && enough {
-            Exit::Pass
-        } else {
-            Exit::Failed
-        },
-    )
+
+    fn say(&mut self, line: String) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
 }
 
 fn write_step(dir: &Path, users: u32, report: &reports::Report) -> Result<()> {

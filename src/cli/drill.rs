@@ -1,18 +1,20 @@
 //! `shakedown drill EXPERIMENT.yaml`: an on-call drill — load, the chaos experiment inside it,
 //! and one report with the steady state before/during/after, the journal (drawn on the charts),
 //! recovery times and, on the embedded stack, the order accounting (acknowledged vs stored vs
-//! `order.created` events; 0 lost is the expectation).
+//! `order.created` events; 0 lost is the expectation). The drill itself is `chaos::drill::run`;
+//! here are its flags, the stack, the report directory and the exit code.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use chaos::Target;
+use chaos::drill::{Drill, DrillError, DrillOutcome};
 use clap::Args;
-use reports::Verdict;
-use scenarios::{Overrides, RunSpec};
+use scenarios::{Overrides, Profile, RunSpec};
+use shop::stack::Stack;
 
-use super::chaos::{SourceArgs, exit_of};
+use super::chaos::SourceArgs;
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
@@ -23,7 +25,7 @@ const LOAD_MARGIN: Duration = Duration::from_secs(5);
 
 /// The load transaction that is exactly one order placement, for the order accounting. It comes
 /// from the scenario (its `accounting: {orders: ...}` declaration); until scenario files carry
-/// it, the name the smoke scenario uses.
+/// it, the name the built-in scenarios use.
 const ORDER_TRANSACTION: &str = "place_order";
 
 #[derive(Args, Debug)]
@@ -65,7 +67,7 @@ pub struct DrillArgs {
 pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     let experiment = super::chaos::load(&args.experiment)?;
     if args.dry_run {
-        return super::chaos::dry_run(&experiment, &args.stack).await;
+        return super::chaos::dry_run(&experiment, &args.stack);
     }
     let planned = args.warmup + chaos::plan::total(&experiment) + LOAD_MARGIN;
     let profile = super::run::resolve_profile(
@@ -84,14 +86,35 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
         ));
     }
     let stack = super::chaos::start_stack(&experiment, &args.stack, quiet).await?;
-    let prepared = match super::chaos::prepare(&experiment, stack.as_ref(), &args.sources).await {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            super::run::stop(stack).await;
-            return Err(error);
-        }
-    };
-    let target = match (&args.target, &stack) {
+    let drilled = drill(&args, &experiment, profile, stack.as_ref(), quiet, shutdown).await;
+    super::run::stop(stack).await;
+    let outcome = drilled.map_err(exit::classified)?;
+
+    super::chaos::print_outcome(&outcome.experiment);
+    match &outcome.accounting {
+        Some(Ok(counts)) => println!("{}", chaos::drill::accounting_line(counts)),
+        Some(Err(e)) => eprintln!("error: order accounting: {e}"),
+        None => {}
+    }
+    let dir = args.out.join(&outcome.report.run_id);
+    super::run::write(&dir, &outcome.report, quiet)?;
+    if let Some(error) = &outcome.load_failure {
+        eprintln!("error: {error}");
+    }
+    Ok(outcome.conclusion().into())
+}
+
+/// Prepares the experiment against the (started) stack and runs the drill.
+async fn drill(
+    args: &DrillArgs,
+    experiment: &chaos::Experiment,
+    profile: Profile,
+    stack: Option<&Stack>,
+    quiet: bool,
+    shutdown: &Shutdown,
+) -> Result<DrillOutcome, DrillError> {
+    let prepared = chaos::drill::prepare(experiment, stack, &args.sources.overrides()).await?;
+    let target = match (&args.target, stack) {
         (Some(t), _) => t.clone(),
         (None, Some(s)) => s.gateway_url().to_string(),
         (None, None) => unreachable!("checked above"),
@@ -103,103 +126,23 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
             args.scenario,
             profile.name,
             profile.planned_duration().as_secs(),
-            chaos::plan::total(&experiment).as_secs()
+            chaos::plan::total(experiment).as_secs()
         );
     }
-    let spec = RunSpec {
+    let load = RunSpec {
         scenario: args.scenario.clone(),
         target,
         profile,
         quiet,
         thresholds: Vec::new(),
     };
-    // A signal stops both the load and the experiment; a load that ends early on its own (the
-    // target died) stops the experiment too. Rollbacks still run either way.
-    let cancel = shutdown.token().child_token();
-    let load = async {
-        let result = scenarios::execute_until(spec, &shutdown.token()).await;
-        // No load (the target does not answer) or load cut short: the experiment stops too.
-        if !matches!(&result, Ok(report) if !report.partial) {
-            cancel.cancel();
-        }
-        result
+    let drill = Drill {
+        experiment,
+        prepared: &prepared,
+        stack,
+        load,
+        warmup: args.warmup,
+        order_transaction: Some(ORDER_TRANSACTION.to_string()),
     };
-    let experiment_run = async {
-        tokio::select! {
-            _ = tokio::time::sleep(args.warmup) => {}
-            _ = cancel.cancelled() => {}
-        }
-        super::chaos::execute(&experiment, &prepared, stack.as_ref(), &cancel, quiet).await
-    };
-    let (load, outcome) = tokio::join!(load, experiment_run);
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            super::run::stop(stack).await;
-            return Err(error);
-        }
-    };
-    let (mut report, load_failure) = match super::run::report_of(load) {
-        Ok(split) => split,
-        Err(error) => {
-            super::run::stop(stack).await;
-            return Err(error.into());
-        }
-    };
-
-    super::chaos::print_outcome(&outcome);
-    // A drill is judged by its hypothesis, its recoveries and the order accounting; the load
-    // profile's client thresholds (made for load runs) would fail it for the degradation the
-    // drill causes on purpose.
-    report.thresholds.clear();
-    report.journal.extend(
-        outcome
-            .journal
-            .iter()
-            .map(chaos::ActionRecord::to_journal_event),
-    );
-    report.journal.sort_by_key(|e| e.at);
-    report.slos.extend(outcome.verdicts());
-    let mut accounting_exit = None;
-    if let Some(stack) = &stack {
-        let acknowledged = chaos::orders::acknowledged(&report, ORDER_TRANSACTION);
-        match chaos::orders::count_in(stack, acknowledged).await {
-            Ok(counts) => {
-                println!(
-                    "orders: {} acknowledged, {} found, {} with an order.created event, {} unsent in the outbox (lost: {} orders, {} events)",
-                    counts.acknowledged,
-                    counts.found,
-                    counts.events,
-                    counts.unsent,
-                    counts.lost_orders(),
-                    counts.lost_events()
-                );
-                report.slos.extend(counts.verdicts());
-            }
-            Err(e) => {
-                eprintln!("error: order accounting: {e}");
-                accounting_exit = Some(exit_of(e.exit_code()));
-            }
-        }
-    }
-    report.recompute_verdict();
-    super::run::stop(stack).await;
-
-    let dir = args.out.join(&report.run_id);
-    super::run::write(&dir, &report, quiet)?;
-    if let Some((exit, message)) = load_failure {
-        eprintln!("error: {message}");
-        return Ok(exit);
-    }
-    let experiment_exit = exit_of(outcome.exit_code());
-    if matches!(experiment_exit, Exit::Usage | Exit::Unreachable) {
-        return Ok(experiment_exit);
-    }
-    if let Some(exit) = accounting_exit {
-        return Ok(exit);
-    }
-    Ok(match report.verdict {
-        Verdict::Pass => Exit::Pass,
-        Verdict::Fail => Exit::Failed,
-    })
+    chaos::drill::run(drill, &shutdown.token(), &super::chaos::say(quiet)).await
 }

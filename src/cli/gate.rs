@@ -46,7 +46,7 @@ impl SloGate {
         let Some(path) = &args.slo else {
             return Ok(None);
         };
-        let set = ::slo::load(path).map_err(|e| exit::usage(e.to_string()))?;
+        let set = ::slo::load(path).map_err(exit::classified)?;
         Ok(Some(SloGate {
             set,
             args: args.clone(),
@@ -74,7 +74,9 @@ impl SloGate {
     /// Before any load: every source the SLO file needs is configured and answers, and
     /// Prometheus accepts every query (exit 2 for configuration, 3 for an unreachable source).
     pub async fn preflight(&self, stack: Option<&Stack>) -> Result<()> {
-        preflight(&self.set, &self.sources(stack)).await
+        ::slo::sources::require(&self.set, &self.sources(stack))
+            .await
+            .map_err(exit::classified)
     }
 
     /// Judges the run's window, prints the verdict table and attaches the verdicts to `report`
@@ -99,8 +101,7 @@ impl SloGate {
                 print!("{}", ::slo::render::table(&outcome, allow_unknown));
                 ::slo::attach(report, &outcome, allow_unknown);
                 match outcome.gate(allow_unknown) {
-                    ::slo::Gate::Unreachable => Some(Exit::Unreachable),
-                    ::slo::Gate::Invalid => Some(Exit::Usage),
+                    gate @ (::slo::Gate::Unreachable | ::slo::Gate::Invalid) => Some(gate.into()),
                     ::slo::Gate::Failed | ::slo::Gate::Pass => None,
                 }
             }
@@ -110,30 +111,4 @@ impl SloGate {
             }
         }
     }
-}
-
-/// Runs the SLO file's pre-flight and turns its problems into one classified error: a
-/// configuration problem (exit 2) wins over an unreachable source (exit 3).
-pub async fn preflight(set: &::slo::SloSet, sources: &::slo::SourcesConfig) -> Result<()> {
-    let problems = ::slo::preflight(set, sources).await;
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let rejected = problems
-        .iter()
-        .any(|p| p.kind == ::slo::sources::SourceErrorKind::Rejected);
-    let message = problems
-        .iter()
-        .map(|p| p.message.as_str())
-        .collect::<Vec<_>>()
-        .join("\n  ");
-    Err(exit::Classified {
-        exit: if rejected {
-            Exit::Usage
-        } else {
-            Exit::Unreachable
-        },
-        message: format!("pre-flight failed, nothing was sent:\n  {message}"),
-    }
-    .into())
 }

@@ -1,8 +1,9 @@
-//! Command-line interface: one subcommand a module, each turning flags into library calls and a
-//! library outcome into an exit code (see [`exit`]).
+//! Command-line interface: one subcommand a module, each turning flags into library calls; the
+//! library outcomes and errors become exit codes in one place, [`exit`].
 
 mod capacity;
 mod chaos;
+mod deprecated;
 mod drill;
 mod exit;
 mod gate;
@@ -63,18 +64,15 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Usage.into()
-            } else {
-                Exit::Pass.into()
-            };
+            return exit::of_flags(&e).into();
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return Exit::Unreachable.into();
+            let error = anyhow::Error::new(e).context("starting the async runtime");
+            eprintln!("error: {error:#}");
+            return exit::classify(&error).into();
         }
     };
     let outcome = runtime.block_on(async move {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use reports::{Renderer as _, Report, Verdict, diff, render::MarkdownRenderer};
+use reports::{Renderer as _, Report, diff, render::MarkdownRenderer};
 
 use super::{Exit, exit};
 
@@ -88,11 +88,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             let mut comparison = diff::diff(&current, &baseline, bound);
             comparison.warnings = mismatches;
             print!("{}", comparison.to_markdown());
-            Ok(if comparison.has_regressions() {
-                Exit::Failed
-            } else {
-                Exit::Pass
-            })
+            Ok(exit::passed(!comparison.has_regressions()))
         }
         ReportCommand::Merge { out, reports } => {
             refuse_same_file_twice(&reports)?;
@@ -110,10 +106,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
                 }
             })?;
             super::run::write(&out, &merged, false)?;
-            Ok(match merged.verdict {
-                Verdict::Pass => Exit::Pass,
-                Verdict::Fail => Exit::Failed,
-            })
+            Ok(merged.verdict.into())
         }
     }
 }
@@ -140,5 +133,5 @@ fn refuse_same_file_twice(paths: &[PathBuf]) -> Result<()> {
 }
 
 fn load(path: &PathBuf) -> Result<Report> {
-    Report::load(path).map_err(|e| exit::usage(e.to_string()))
+    Report::load(path).map_err(exit::classified)
 }

@@ -14,10 +14,10 @@ use reports::{Report, Verdict};
 use scenarios::{Overrides, Profile, RunSpec};
 use shop::stack::Stack;
 
+use super::exit::{self, Classify, Exit};
 use super::gate::{SloArgs, SloGate};
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
-use super::{Exit, exit};
 
 /// `k6-baseline` is 4 m 30 s at full size; a bare `shakedown run` plays it at this scale so the
 /// main job of the README ends in about a minute with the same shape.
@@ -117,15 +117,12 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         eprintln!("error: {message}");
         return Ok(exit);
     }
-    Ok(slo_exit.unwrap_or(match report.verdict {
-        Verdict::Pass => Exit::Pass,
-        Verdict::Fail => Exit::Failed,
-    }))
+    Ok(slo_exit.unwrap_or(report.verdict.into()))
 }
 
 /// Refuses an unknown scenario or a malformed target before anything starts (exit 2).
 pub(super) fn validate(scenario: &str, target: Option<&str>) -> Result<()> {
-    scenarios::validate(scenario, target).map_err(|e| exit::usage(e.to_string()))?;
+    scenarios::validate(scenario, target).map_err(exit::classified)?;
     Ok(())
 }
 
@@ -151,7 +148,7 @@ fn profile(args: &RunArgs) -> Result<Profile> {
         },
     )?
     .share(args.workers, args.worker_index)
-    .map_err(|e| exit::usage(e.to_string()))
+    .map_err(exit::classified)
 }
 
 /// Profile `name` (built-in or a file), scaled by `scale`, with `overrides` (shared with
@@ -161,12 +158,11 @@ pub(super) fn resolve_profile(
     scale: Option<f64>,
     overrides: &Overrides,
 ) -> Result<Profile> {
-    let usage = |e: scenarios::ProfileError| exit::usage(e.to_string());
-    let mut profile = Profile::resolve(name).map_err(usage)?;
+    let mut profile = Profile::resolve(name).map_err(exit::classified)?;
     if let Some(scale) = scale {
-        profile = profile.scaled(scale).map_err(usage)?;
+        profile = profile.scaled(scale).map_err(exit::classified)?;
     }
-    profile.with_overrides(overrides).map_err(usage)
+    profile.with_overrides(overrides).map_err(exit::classified)
 }
 
 /// What cut a run short, as an exit code and a message.
@@ -181,11 +177,7 @@ pub(super) fn report_of(
         Ok(report) => return Ok((report, None)),
         Err(error) => error,
     };
-    let exit = if error.is_usage() {
-        Exit::Usage
-    } else {
-        Exit::Unreachable
-    };
+    let exit = error.exit();
     let message = error.to_string();
     match error.into_partial_report() {
         Some(report) => Ok((report, Some((exit, message)))),

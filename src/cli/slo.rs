@@ -31,7 +31,10 @@ struct CheckArgs {
     #[arg(long)]
     slo: PathBuf,
     /// Prometheus base URL, e.g. http://prometheus:9090.
-    #[arg(long, env = "SHAKEDOWN_PROMETHEUS")]
+    #[arg(long, env = "SHAKEDOWN_PROMETHEUS", conflicts_with = "prometheus")]
+    prometheus_url: Option<String>,
+    /// Deprecated spelling of --prometheus-url (one release).
+    #[arg(long, hide = true)]
     prometheus: Option<String>,
     /// Kafka bootstrap servers for SLOs with `source: kafka`.
     #[arg(long, env = "SHAKEDOWN_KAFKA")]
@@ -66,13 +69,13 @@ pub async fn run(args: SloArgs, quiet: bool) -> Result<Exit> {
 }
 
 async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
-    let set = ::slo::load(&args.slo).map_err(|e| exit::usage(e.to_string()))?;
+    let set = ::slo::load(&args.slo).map_err(exit::classified)?;
     let report = args
         .run
         .as_ref()
         .map(|path| Report::load(path).map(|r| (Arc::new(r), path.display().to_string())))
         .transpose()
-        .map_err(|e| exit::usage(e.to_string()))?;
+        .map_err(exit::classified)?;
     let window = match &report {
         Some((report, _)) => ::slo::Window::of_run(report, &set.defaults),
         None => ::slo::Window::from_text(
@@ -82,9 +85,15 @@ async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
             &set.defaults,
         ),
     }
-    .map_err(exit::usage)?;
+    .map_err(exit::classified)?;
+    let prometheus = super::deprecated::renamed(
+        args.prometheus_url,
+        args.prometheus,
+        "--prometheus",
+        "--prometheus-url",
+    );
     let config = ::slo::SourcesConfig {
-        prometheus: args.prometheus,
+        prometheus,
         kafka: args.kafka,
         kube_context: args.kube_context,
         report,
@@ -100,12 +109,7 @@ async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
             }
         }
     }
-    Ok(match outcome.gate(args.allow_unknown) {
-        ::slo::Gate::Pass => Exit::Pass,
-        ::slo::Gate::Failed => Exit::Failed,
-        ::slo::Gate::Invalid => Exit::Usage,
-        ::slo::Gate::Unreachable => Exit::Unreachable,
-    })
+    Ok(outcome.gate(args.allow_unknown).into())
 }
 
 /// Judges `set` over the window of `report` (what `run --slo` does once the load is over).
@@ -115,7 +119,7 @@ pub async fn judge(
     config: &::slo::SourcesConfig,
     quiet: bool,
 ) -> Result<::slo::CheckOutcome> {
-    let window = ::slo::Window::of_run(report, &set.defaults).map_err(exit::usage)?;
+    let window = ::slo::Window::of_run(report, &set.defaults).map_err(exit::classified)?;
     evaluate(set, window, config, quiet).await
 }
 
@@ -128,7 +132,7 @@ async fn evaluate(
     let sources = config
         .build(&set.source_kinds())
         .await
-        .map_err(exit::usage)?;
+        .map_err(exit::classified)?;
     if !quiet && !window.is_over() {
         eprintln!(
             "the window ends at {}: waiting for it (live sources sample until then)",

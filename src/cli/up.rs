@@ -19,10 +19,13 @@ pub struct StackArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Do not start Prometheus even if it is on PATH.
-    #[arg(long, conflicts_with = "prometheus")]
+    #[arg(long, conflicts_with_all = ["prometheus_bin", "prometheus"])]
     pub no_prometheus: bool,
     /// Prometheus binary to run (default: `prometheus` from PATH, if any).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prometheus")]
+    pub prometheus_bin: Option<PathBuf>,
+    /// Deprecated spelling of --prometheus-bin (one release).
+    #[arg(long, hide = true)]
     pub prometheus: Option<PathBuf>,
     /// Number of mock Kafka brokers.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=5))]
@@ -38,7 +41,13 @@ impl StackArgs {
         options.data_dir = self.data_dir.clone();
         options.brokers = self.brokers;
         options.gateway_port = gateway_port;
-        options.prometheus = match (&self.prometheus, self.no_prometheus) {
+        let binary = super::deprecated::renamed(
+            self.prometheus_bin.clone(),
+            self.prometheus.clone(),
+            "--prometheus",
+            "--prometheus-bin",
+        );
+        options.prometheus = match (&binary, self.no_prometheus) {
             (_, true) => PrometheusMode::Off,
             (Some(path), false) => PrometheusMode::Binary(path.clone()),
             (None, false) => PrometheusMode::Auto,
@@ -177,4 +186,48 @@ pub fn endpoint_table(stack: &Stack) -> String {
         stack.data_dir().display()
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        stack: StackArgs,
+    }
+
+    fn prometheus(args: &[&str]) -> Result<PrometheusMode, clap::Error> {
+        let parsed = Wrapper::try_parse_from(std::iter::once("up").chain(args.iter().copied()))?;
+        Ok(parsed.stack.options(None).unwrap().prometheus)
+    }
+
+    #[test]
+    fn the_prometheus_binary_is_prometheus_bin_and_the_old_spelling_still_works() {
+        let binary = PrometheusMode::Binary(PathBuf::from("/opt/prom"));
+        assert_eq!(
+            prometheus(&["--prometheus-bin", "/opt/prom"]).unwrap(),
+            binary
+        );
+        assert_eq!(prometheus(&["--prometheus", "/opt/prom"]).unwrap(), binary);
+        assert_eq!(prometheus(&[]).unwrap(), PrometheusMode::Auto);
+        assert_eq!(
+            prometheus(&["--no-prometheus"]).unwrap(),
+            PrometheusMode::Off
+        );
+        for both in [
+            &["--prometheus-bin", "/a", "--prometheus", "/b"][..],
+            &["--no-prometheus", "--prometheus-bin", "/a"],
+            &["--no-prometheus", "--prometheus", "/a"],
+        ] {
+            let error = prometheus(both).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{both:?}"
+            );
+        }
+    }
 }

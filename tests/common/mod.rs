@@ -1,7 +1,10 @@
-//! Helpers shared by the end-to-end tests: start the embedded stack from the real binary, and a
-//! small client for the gateway's REST API.
+//! Helpers shared by the end-to-end tests — the one test helper module of the root package:
+//! running the binary and reading what it wrote ([`cli`]), starting the embedded stack from the
+//! real binary, a small client for the gateway's REST API, and a recording stand-in target.
 
 #![allow(dead_code)]
+
+pub mod cli;
 
 use std::{path::PathBuf, time::Duration};
 

@@ -120,7 +120,7 @@ async fn recovered(stack: &Stack, r: &LagRecovery) -> Result<i64, String> {
                 match read {
                     Ok(lag) if (lag.max(0) as u64) < r.below => return Ok(lag),
                     Ok(lag) => format!("lag {lag}"),
-                    Err(e) => e,
+                    Err(e) => e.message,
                 }
             }
             Ok(pending) => format!("{pending} events still in the outboxes"),

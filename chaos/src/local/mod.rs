@@ -339,7 +339,7 @@ mod tests {
             vec![1]
         );
         let refused = broker_ids(vec![1, 2, 3], &failure(Some(3), vec![])).unwrap_err();
-        assert_eq!(refused.exit_code(), 2);
+        assert_eq!(refused.conclusion(), crate::outcome::Conclusion::Invalid);
         assert!(
             refused.to_string().contains("at least one must stay up"),
             "{refused}"

@@ -8,6 +8,7 @@ use minijinja::{Value, context};
 use super::Renderer;
 use super::view::ReportView;
 use crate::charts;
+use crate::error::RenderError;
 use crate::model::Report;
 
 const TEMPLATE: &str = include_str!("../../templates/report.html.j2");
@@ -20,7 +21,7 @@ impl Renderer for HtmlRenderer {
         "report.html"
     }
 
-    fn render(&self, report: &Report) -> anyhow::Result<String> {
+    fn render(&self, report: &Report) -> Result<String, RenderError> {
         let charts = charts::draw_all(report)?;
         let mut env = super::template_environment();
         // The `.html` name turns on HTML auto-escaping for every value from the report.

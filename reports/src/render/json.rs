@@ -1,6 +1,7 @@
 //! JSON: the machine-readable report, the one `Report::load` reads back.
 
 use super::Renderer;
+use crate::error::RenderError;
 use crate::model::Report;
 
 /// Pretty-printed report JSON (`report.json`).
@@ -11,7 +12,7 @@ impl Renderer for JsonRenderer {
         "report.json"
     }
 
-    fn render(&self, report: &Report) -> anyhow::Result<String> {
+    fn render(&self, report: &Report) -> Result<String, RenderError> {
         let mut text = serde_json::to_string_pretty(report)?;
         text.push('\n');
         Ok(text)

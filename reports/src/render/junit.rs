@@ -3,15 +3,24 @@
 //! One test case per threshold (suite `thresholds`) and per SLO verdict (suite `slos`); a
 //! failure carries the measured value against the objective. A partial run adds one failing
 //! case, `run completed as planned`, so a CI test view never shows green for a run whose
-//! overall verdict is fail. SLOs that are `unknown` are reported as skipped, `warn` as passed
-//! with the warning in the case's output.
+//! overall verdict is fail.
+//!
+//! SLO verdicts are rendered by [`slo_suite`], the one SLO renderer (`slo check`'s
+//! `slo-junit.xml` is [`slo_junit`] over the same function). The rule: a verdict arrives here as
+//! the gate judged it — an `unknown` SLO that gates (no data, unknowns not allowed) has already
+//! become `fail` (`slo::attach`, `slo::CheckOutcome::gated_verdicts`, the chaos phases), since a
+//! gate must never pass on missing data. So `fail` is a failure; an `unknown` that is left did
+//! not gate (allowed by `--allow-unknown`, or informational) and is skipped with its reason;
+//! `warn` passes with the warning in the case's output.
 
 use std::time::Duration;
 
+use chrono::{DateTime, FixedOffset};
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 
 use super::Renderer;
-use crate::model::{Report, SloStatus, Verdict};
+use crate::error::RenderError;
+use crate::model::{Report, SloStatus, SloVerdict, Verdict};
 
 /// JUnit XML (`junit.xml`).
 pub struct JunitRenderer;
@@ -21,7 +30,7 @@ impl Renderer for JunitRenderer {
         "junit.xml"
     }
 
-    fn render(&self, report: &Report) -> anyhow::Result<String> {
+    fn render(&self, report: &Report) -> Result<String, RenderError> {
         let timestamp = report.started_at.fixed_offset();
         let duration = Duration::from_secs_f64(report.actual_duration_s.max(0.0));
         let classname = format!("shakedown.{}", report.scenario);
@@ -68,47 +77,12 @@ impl Renderer for JunitRenderer {
             thresholds.add_test_case(case);
         }
 
-        let mut slos = TestSuite::new("slos");
-        slos.set_timestamp(timestamp).set_time(duration);
-        for slo in &report.slos {
-            let measured = slo.measured.map_or_else(
-                || "not measured".to_string(),
-                |v| {
-                    format!("{v} {}", slo.unit.as_deref().unwrap_or(""))
-                        .trim()
-                        .to_string()
-                },
-            );
-            let detail = format!("measured {measured}, objective {}", slo.objective);
-            let status = match slo.status {
-                SloStatus::Pass | SloStatus::Warn => TestCaseStatus::success(),
-                SloStatus::Fail => {
-                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    status.set_message(detail.clone()).set_type("slo");
-                    status
-                }
-                SloStatus::Unknown => {
-                    let mut status = TestCaseStatus::skipped();
-                    status.set_message(
-                        slo.message
-                            .clone()
-                            .unwrap_or_else(|| "could not be measured".to_string()),
-                    );
-                    status
-                }
-            };
-            let mut case = TestCase::new(slo.name.clone(), status);
-            case.set_classname(format!("{classname}.slo"));
-            let mut out = format!("{detail}; status {}; source {}", slo.status, slo.source);
-            if let Some(query) = &slo.query {
-                out.push_str(&format!("; query {query}"));
-            }
-            if let Some(window) = &slo.window {
-                out.push_str(&format!("; window {window}"));
-            }
-            case.set_system_out(out);
-            slos.add_test_case(case);
-        }
+        let slos = slo_suite(
+            &report.slos,
+            &format!("{classname}.slo"),
+            timestamp,
+            duration,
+        );
 
         let mut junit = JunitReport::new(format!("shakedown {}", report.scenario));
         junit
@@ -118,4 +92,84 @@ impl Renderer for JunitRenderer {
             .add_test_suite(slos);
         Ok(junit.to_string()?)
     }
+}
+
+/// The suite `slos`: one test case per verdict (see the module doc for the rule).
+pub fn slo_suite(
+    verdicts: &[SloVerdict],
+    classname: &str,
+    timestamp: DateTime<FixedOffset>,
+    duration: Duration,
+) -> TestSuite {
+    let mut slos = TestSuite::new("slos");
+    slos.set_timestamp(timestamp).set_time(duration);
+    for slo in verdicts {
+        let measured = slo.measured.map_or_else(
+            || "not measured".to_string(),
+            |v| {
+                format!("{v} {}", slo.unit.as_deref().unwrap_or(""))
+                    .trim()
+                    .to_string()
+            },
+        );
+        let detail = format!("measured {measured}, objective {}", slo.objective);
+        let status = match slo.status {
+            SloStatus::Pass | SloStatus::Warn => TestCaseStatus::success(),
+            SloStatus::Fail => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(detail.clone()).set_type("slo");
+                status
+            }
+            SloStatus::Unknown => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(
+                    slo.message
+                        .clone()
+                        .unwrap_or_else(|| "could not be measured".to_string()),
+                );
+                status
+            }
+        };
+        let mut case = TestCase::new(slo.name.clone(), status);
+        case.set_classname(classname.to_string());
+        let mut out = format!("{detail}; status {}; source {}", slo.status, slo.source);
+        for (label, value) in [
+            ("query", &slo.query),
+            ("window", &slo.window),
+            ("message", &slo.message),
+        ] {
+            if let Some(value) = value {
+                out.push_str(&format!("; {label} {value}"));
+            }
+        }
+        case.set_system_out(out);
+        slos.add_test_case(case);
+    }
+    slos
+}
+
+/// A JUnit document of SLO verdicts alone (`slo check`'s `slo-junit.xml`): the suite of
+/// [`slo_suite`] and, when the run judged was partial, a failing `run completed as planned`
+/// case, as in a run's `junit.xml`.
+pub fn slo_junit(
+    title: &str,
+    classname: &str,
+    timestamp: DateTime<FixedOffset>,
+    verdicts: &[SloVerdict],
+    partial_run: Option<&str>,
+) -> String {
+    let mut suite = slo_suite(verdicts, classname, timestamp, Duration::ZERO);
+    if let Some(why) = partial_run {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status
+            .set_message(format!("partial run: {why}"))
+            .set_type("partial");
+        let mut case = TestCase::new("run completed as planned", status);
+        case.set_classname(classname.to_string());
+        suite.add_test_case(case);
+    }
+    let mut junit = JunitReport::new(title);
+    junit.set_timestamp(timestamp).add_test_suite(suite);
+    // Serializing in-memory XML only fails on I/O, which a String cannot have.
+    junit.to_string().unwrap_or_default()
 }

@@ -7,6 +7,7 @@ use minijinja::context;
 
 use super::Renderer;
 use super::view::ReportView;
+use crate::error::RenderError;
 use crate::model::Report;
 
 const TEMPLATE: &str = include_str!("../../templates/report.md.j2");
@@ -19,7 +20,7 @@ impl Renderer for MarkdownRenderer {
         "report.md"
     }
 
-    fn render(&self, report: &Report) -> anyhow::Result<String> {
+    fn render(&self, report: &Report) -> Result<String, RenderError> {
         let mut env = super::template_environment();
         env.add_filter("cell", table_cell);
         env.add_template("report.md", TEMPLATE)?;

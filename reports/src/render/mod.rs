@@ -11,10 +11,11 @@ mod view;
 
 pub use html::HtmlRenderer;
 pub use json::JsonRenderer;
-pub use junit::JunitRenderer;
+pub use junit::{JunitRenderer, slo_junit, slo_suite};
 pub use markdown::MarkdownRenderer;
 pub use view::duration_text;
 
+use crate::error::RenderError;
 use crate::model::Report;
 
 /// Turns a report into the text of one file.
@@ -22,7 +23,7 @@ pub trait Renderer {
     /// The file name this renderer writes, e.g. `report.md`.
     fn file_name(&self) -> &'static str;
     /// The file's content.
-    fn render(&self, report: &Report) -> anyhow::Result<String>;
+    fn render(&self, report: &Report) -> Result<String, RenderError>;
 }
 
 /// Every renderer, in the order files are written.

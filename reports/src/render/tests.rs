@@ -102,3 +102,40 @@ fn every_renderer_has_a_distinct_file_name() {
         ["report.json", "report.md", "report.html", "junit.xml"]
     );
 }
+
+/// The one SLO renderer's rule: verdicts arrive as the gate judged them, so `fail` (including an
+/// unknown that gated) is a failure and an `unknown` left is skipped with its reason.
+#[test]
+fn junit_fails_failed_slos_and_skips_unknowns_that_did_not_gate() {
+    let mut report = sample_report();
+    report.thresholds.clear();
+    report.slos.truncate(1);
+    let mut unknown = report.slos[0].clone();
+    unknown.name = "allowed-unknown".into();
+    unknown.status = SloStatus::Unknown;
+    unknown.message = Some("no series matched".into());
+    let mut gated = unknown.clone();
+    gated.name = "gated-unknown".into();
+    gated.status = SloStatus::Fail;
+    gated.message = Some("unknown, and the gate requires data: no series matched".into());
+    report.slos = vec![unknown, gated];
+    report.recompute_verdict();
+    let xml = JunitRenderer.render(&report).unwrap();
+    assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    assert_eq!(xml.matches("<skipped").count(), 1, "{xml}");
+    assert!(xml.contains("message=\"no series matched\""), "{xml}");
+
+    let alone = crate::render::slo_junit(
+        "t",
+        "c",
+        report.started_at.fixed_offset(),
+        &report.slos,
+        Some("target down"),
+    );
+    assert_eq!(
+        alone.matches("<failure").count(),
+        2,
+        "and the partial run: {alone}"
+    );
+    assert!(alone.contains("partial run: target down"), "{alone}");
+}

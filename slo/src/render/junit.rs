@@ -1,72 +1,99 @@
-//! JUnit XML: one test case per SLO in suite `slos`, so any CI shows the gate in its test tab.
-//!
-//! `fail` is a failure; `unknown` is a failure too unless unknowns are allowed (then skipped),
-//! because that is what the gate does with it; `warn` passes with the warning in its output.
+//! JUnit XML of a check: the verdicts as the gate judged them (an `unknown` that gates is a
+//! failure), rendered by the one SLO JUnit renderer, `reports::render::slo_junit`, so
+//! `slo-junit.xml` and a run's `junit.xml` follow the same rule.
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-use reports::SloStatus;
-
-use super::measured_text;
-use crate::outcome::{CheckOutcome, Problem};
+use crate::outcome::CheckOutcome;
 
 pub fn junit(outcome: &CheckOutcome, allow_unknown: bool) -> String {
-    let mut suite = TestSuite::new("slos");
-    suite.set_timestamp(outcome.to.fixed_offset());
-    for checked in &outcome.results {
-        let v = &checked.verdict;
-        let detail = format!(
-            "measured {}, objective {}",
-            measured_text(checked),
-            v.objective
+    reports::render::slo_junit(
+        &format!("shakedown slo {}", outcome.set),
+        &format!("shakedown.slo.{}", outcome.set),
+        outcome.to.fixed_offset(),
+        &outcome.gated_verdicts(allow_unknown),
+        outcome.partial_run.as_deref(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use reports::{SloStatus, SloVerdict};
+
+    use super::*;
+    use crate::outcome::{Checked, Problem};
+
+    fn checked(name: &str, status: SloStatus, problem: Option<Problem>) -> Checked {
+        Checked {
+            verdict: SloVerdict {
+                name: name.into(),
+                status,
+                measured: None,
+                unit: None,
+                objective: "p95 < 300 ms".into(),
+                source: "prometheus".into(),
+                query: None,
+                window: None,
+                message: Some("no series matched".into()),
+            },
+            description: None,
+            from: DateTime::UNIX_EPOCH,
+            to: DateTime::UNIX_EPOCH,
+            problem,
+        }
+    }
+
+    fn outcome() -> CheckOutcome {
+        CheckOutcome {
+            set: "shop".into(),
+            from: DateTime::UNIX_EPOCH,
+            to: DateTime::UNIX_EPOCH,
+            results: vec![
+                checked("fast", SloStatus::Pass, None),
+                checked("quiet", SloStatus::Unknown, Some(Problem::NoData)),
+            ],
+            partial_run: None,
+        }
+    }
+
+    #[test]
+    fn an_unknown_slo_fails_the_junit_unless_allowed() {
+        let gated = junit(&outcome(), false);
+        assert!(gated.contains("failures=\"1\""), "{gated}");
+        assert!(
+            gated.contains("unknown, and the gate requires data: no series matched"),
+            "{gated}"
         );
-        let status = match v.status {
-            SloStatus::Pass | SloStatus::Warn => TestCaseStatus::success(),
-            SloStatus::Fail => {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                status.set_message(detail.clone()).set_type("slo");
-                status
-            }
-            SloStatus::Unknown => {
-                let message = v.message.clone().unwrap_or_else(|| "not measured".into());
-                let waved_through = allow_unknown && checked.problem == Some(Problem::NoData);
-                if waved_through {
-                    let mut status = TestCaseStatus::skipped();
-                    status.set_message(message);
-                    status
-                } else {
-                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    status.set_message(message).set_type("unknown");
-                    status
-                }
-            }
-        };
-        let mut case = TestCase::new(v.name.clone(), status);
-        case.set_classname(format!("shakedown.slo.{}", outcome.set));
-        let mut out = format!("{detail}; status {}; source {}", v.status, v.source);
-        for (label, value) in [
-            ("query", &v.query),
-            ("window", &v.window),
-            ("message", &v.message),
-        ] {
-            if let Some(value) = value {
-                out.push_str(&format!("; {label} {value}"));
+        let allowed = junit(&outcome(), true);
+        assert!(allowed.contains("failures=\"0\""), "{allowed}");
+        assert_eq!(allowed.matches("<skipped").count(), 1, "{allowed}");
+    }
+
+    /// The run's junit.xml renders what `attach` put in the report the same way.
+    #[test]
+    fn the_run_junit_and_the_slo_junit_agree() {
+        for allow_unknown in [false, true] {
+            let mut report = crate::testing::report::run_report(
+                chrono::Utc::now(),
+                2,
+                &[crate::testing::report::TransactionSpec::new(
+                    "browse",
+                    vec![1_000; 4],
+                    0,
+                )],
+            );
+            report.thresholds.clear();
+            crate::attach(&mut report, &outcome(), allow_unknown);
+            let run = reports::Renderer::render(&reports::render::JunitRenderer, &report).unwrap();
+            let slo = junit(&outcome(), allow_unknown);
+            for xml in [&run, &slo] {
+                let failures = xml.matches("<failure").count();
+                let skipped = xml.matches("<skipped").count();
+                assert_eq!(
+                    (failures, skipped),
+                    if allow_unknown { (0, 1) } else { (1, 0) },
+                    "allow_unknown {allow_unknown}: {xml}"
+                );
             }
         }
-        case.set_system_out(out);
-        suite.add_test_case(case);
     }
-    if let Some(why) = &outcome.partial_run {
-        // As in a run report's junit.xml: the partial run is its own failing case.
-        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-        status
-            .set_message(format!("the run was partial: {why}"))
-            .set_type("partial");
-        let mut case = TestCase::new("run completed as planned", status);
-        case.set_classname(format!("shakedown.slo.{}", outcome.set));
-        suite.add_test_case(case);
-    }
-    let mut report = Report::new(format!("shakedown slo {}", outcome.set));
-    report.add_test_suite(suite);
-    // Serializing in-memory XML only fails on I/O, which a String cannot have.
-    report.to_string().unwrap_or_default()
 }

@@ -9,6 +9,17 @@ use reports::Report;
 
 use super::{ClientSource, KafkaSource, KubeSource, PrometheusSource, SourceKind, Sources};
 
+/// A source that cannot even be set up from what was given: a configuration error.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The HTTP client for Prometheus could not be built (TLS set-up).
+    #[error("building the HTTP client: {0}")]
+    HttpClient(String),
+    /// `--prometheus-url` (or the environment) is not a base URL.
+    #[error("`{url}` is not a Prometheus base URL: {reason}")]
+    PrometheusUrl { url: String, reason: String },
+}
+
 /// Where each backend is; `None` leaves that source unconfigured.
 #[derive(Clone, Debug, Default)]
 pub struct SourcesConfig {
@@ -26,7 +37,7 @@ impl SourcesConfig {
     /// Connects the sources of `kinds`. `Err` is a usage error (e.g. a malformed URL); a
     /// backend that cannot be set up (no kubeconfig) is recorded as broken instead, so its
     /// SLOs become `unknown: unreachable` and the other SLOs are still judged.
-    pub async fn build(&self, kinds: &BTreeSet<SourceKind>) -> Result<Sources, String> {
+    pub async fn build(&self, kinds: &BTreeSet<SourceKind>) -> Result<Sources, SetupError> {
         let mut sources = Sources::new();
         for kind in kinds {
             sources = match kind {

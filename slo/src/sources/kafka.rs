@@ -48,17 +48,21 @@ impl KafkaSource {
         }
     }
 
-    /// The group's total lag in messages over `topics` right now (blocking).
-    pub fn lag_now(&self, group: &str, topics: &[String]) -> Result<i64, String> {
-        LagReader::new(&self.bootstrap, group, LagKind::Messages)?.messages(topics)
+    /// The group's total lag in messages over `topics` right now (blocking). The cluster not
+    /// answering (or refusing the group's offsets) is `unreachable`.
+    pub fn lag_now(&self, group: &str, topics: &[String]) -> Result<i64, SourceError> {
+        LagReader::new(&self.bootstrap, group, LagKind::Messages)
+            .and_then(|reader| reader.messages(topics))
+            .map_err(SourceError::unreachable)
     }
 
     /// The group's time lag over `topics` right now, in seconds: the age of its oldest
     /// unconsumed message (blocking).
-    pub fn time_lag_now(&self, group: &str, topics: &[String]) -> Result<f64, String> {
-        LagReader::new(&self.bootstrap, group, LagKind::Time)?
-            .time(topics)
+    pub fn time_lag_now(&self, group: &str, topics: &[String]) -> Result<f64, SourceError> {
+        LagReader::new(&self.bootstrap, group, LagKind::Time)
+            .and_then(|reader| reader.time(topics))
             .map(|lag| lag.value)
+            .map_err(SourceError::unreachable)
     }
 
     async fn sample_lag(
@@ -459,7 +463,7 @@ fn judge(
         KafkaMeasure::RecoveryTime => {
             let since = match window.instant(&sli.after) {
                 Ok(since) => since.timestamp_millis() as f64 / 1000.0,
-                Err(why) => return Ok(Reading::no_data(why)),
+                Err(why) => return Ok(Reading::no_data(why.to_string())),
             };
             if since > window.to.timestamp() as f64 {
                 return Ok(Reading::no_data(format!(

@@ -25,10 +25,10 @@ use crate::model::Sli;
 use crate::window::Window;
 
 pub use client::ClientSource;
-pub use config::SourcesConfig;
+pub use config::{SetupError, SourcesConfig};
 pub use kafka::KafkaSource;
 pub use kube::KubeSource;
-pub use preflight::preflight;
+pub use preflight::{PreflightFailed, preflight, require};
 pub use prometheus::PrometheusSource;
 
 /// The kinds of source an SLO file can name.
@@ -214,7 +214,7 @@ impl Sources {
 
 /// Why a source is not available.
 pub enum Missing<'a> {
-    /// Nobody said where it is (e.g. no `--prometheus`).
+    /// Nobody said where it is (e.g. no `--prometheus-url`).
     NotConfigured,
     /// It was configured but could not be set up.
     Broken(&'a SourceError),
@@ -223,7 +223,7 @@ pub enum Missing<'a> {
 /// How to point the user at the flag that configures a source.
 pub fn configure_hint(kind: SourceKind) -> &'static str {
     match kind {
-        SourceKind::Prometheus => "pass --prometheus URL",
+        SourceKind::Prometheus => "pass --prometheus-url URL",
         SourceKind::Client => "pass --run REPORT.json (client SLIs read a run report)",
         SourceKind::Kafka => "pass --kafka BOOTSTRAP",
         SourceKind::Kube => "pass --kube-context CONTEXT or set KUBECONFIG",

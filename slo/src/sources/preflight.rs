@@ -16,7 +16,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::promql::{self, Plan};
-use super::{KubeSource, SourceError, SourceKind, SourcesConfig, configure_hint};
+use super::{KubeSource, SourceError, SourceErrorKind, SourceKind, SourcesConfig, configure_hint};
 use crate::model::{Sli, SloSet};
 use crate::window::Window;
 
@@ -24,6 +24,41 @@ use crate::window::Window;
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// The span queries are tried over (any span parses the same way).
 const TRIAL_SPAN: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Every problem the pre-flight found, as one error: nothing was sent.
+#[derive(Debug, thiserror::Error)]
+#[error("pre-flight failed, nothing was sent:\n  {}", list(.problems))]
+pub struct PreflightFailed {
+    pub problems: Vec<SourceError>,
+}
+
+fn list(problems: &[SourceError]) -> String {
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+impl PreflightFailed {
+    /// A configuration problem (a source not configured, a query refused) rather than only
+    /// unreachable backends: it wins, since fixing the configuration comes first.
+    pub fn is_rejected(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.kind == SourceErrorKind::Rejected)
+    }
+}
+
+/// [`preflight`] as a gate: `Ok` when every source answers, else all the problems as one error.
+pub async fn require(set: &SloSet, config: &SourcesConfig) -> Result<(), PreflightFailed> {
+    let problems = preflight(set, config).await;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(PreflightFailed { problems })
+    }
+}
 
 /// Checks that every source `set` needs is configured in `config` and answers. Client SLIs are
 /// skipped: they read the run that is about to happen. Returns every problem found, each as

@@ -13,7 +13,7 @@ use prometheus_http_query::response::{Data, PromqlResult};
 use prometheus_http_query::{Client, Error as PromError};
 
 use super::promql::{self, Plan, RangeJudgement};
-use super::{Probe, Reading, Source, SourceError, SourceKind};
+use super::{Probe, Reading, SetupError, Source, SourceError, SourceKind};
 use crate::model::Sli;
 use crate::series::{self, Point};
 use crate::time::human_instant;
@@ -32,14 +32,16 @@ pub struct PrometheusSource {
 
 impl PrometheusSource {
     /// A source for the server at `url`; fails only if `url` is not a URL.
-    pub fn new(url: &str) -> Result<PrometheusSource, String> {
+    pub fn new(url: &str) -> Result<PrometheusSource, SetupError> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(QUERY_TIMEOUT)
             .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
-        let client = Client::from(http, url)
-            .map_err(|e| format!("`{url}` is not a Prometheus base URL: {e}"))?;
+            .map_err(|e| SetupError::HttpClient(e.to_string()))?;
+        let client = Client::from(http, url).map_err(|e| SetupError::PrometheusUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(PrometheusSource {
             client,
             url: url.trim_end_matches('/').to_string(),

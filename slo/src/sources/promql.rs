@@ -248,7 +248,10 @@ fn kafka(k: &KafkaLagSli, window: &Window) -> Result<Plan, String> {
             at: window.to.timestamp(),
         }),
         KafkaMeasure::RecoveryTime => {
-            let since = window.instant(&k.after)?.timestamp();
+            let since = window
+                .instant(&k.after)
+                .map_err(|e| e.to_string())?
+                .timestamp();
             if since > window.to.timestamp() {
                 return Err(format!(
                     "recovery is counted from {} ({}), after the window ends",

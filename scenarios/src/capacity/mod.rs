@@ -13,6 +13,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::profile::{DEFAULT_REQUEST_TIMEOUT, Load, Profile, UserStage};
 
+mod search;
+
+pub use search::{Searched, Steps, Stop, search};
+
+/// A capacity plan that makes no sense; the message names the flag.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("--start must be at least 1 user")]
+    NoStart,
+    #[error("--step must be at least 1 user")]
+    NoStep,
+    #[error("--max ({max}) must not be below --start ({start})")]
+    MaxBelowStart { max: u32, start: u32 },
+    #[error("--hold must be longer than zero")]
+    NoHold,
+}
+
 /// The steps to try: `start`, `start + step`, ... up to `max` users.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CapacityPlan {
@@ -27,21 +44,21 @@ pub struct CapacityPlan {
 
 impl CapacityPlan {
     /// Checks the plan makes sense; the message names the flag.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PlanError> {
         if self.start == 0 {
-            return Err("--start must be at least 1 user".into());
+            return Err(PlanError::NoStart);
         }
         if self.step == 0 {
-            return Err("--step must be at least 1 user".into());
+            return Err(PlanError::NoStep);
         }
         if self.max < self.start {
-            return Err(format!(
-                "--max ({}) must not be below --start ({})",
-                self.max, self.start
-            ));
+            return Err(PlanError::MaxBelowStart {
+                max: self.max,
+                start: self.start,
+            });
         }
         if self.hold.is_zero() {
-            return Err("--hold must be longer than zero".into());
+            return Err(PlanError::NoHold);
         }
         Ok(())
     }
@@ -233,9 +250,27 @@ mod tests {
 
     #[test]
     fn bad_plans_name_the_flag() {
-        assert!(plan(0, 1, 5).validate().unwrap_err().contains("--start"));
-        assert!(plan(1, 0, 5).validate().unwrap_err().contains("--step"));
-        assert!(plan(6, 1, 5).validate().unwrap_err().contains("--max"));
+        assert!(
+            plan(0, 1, 5)
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--start")
+        );
+        assert!(
+            plan(1, 0, 5)
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--step")
+        );
+        assert!(
+            plan(6, 1, 5)
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--max")
+        );
         assert!(plan(1, 1, 5).validate().is_ok());
     }
 
