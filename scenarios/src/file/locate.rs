@@ -38,7 +38,7 @@ pub fn display(path: &[Seg]) -> String {
 pub fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     match (Walk { rest: path }).deserialize(deserializer) {
-        Err(error) if error.to_string().starts_with(HERE) => {
+        Err(error) if error.to_string().contains(HERE) => {
             error.location().map(|l| (l.line(), l.column()))
         }
         _ => None,
