@@ -235,7 +235,7 @@ pub fn validate(scenario: &str, target: Option<&str>) -> Result<Option<String>, 
 }
 
 /// Checks the target is an http(s) URL with a host and drops any trailing slash.
-fn normalize_target(target: &str) -> Result<String, RunError> {
+pub(crate) fn normalize_target(target: &str) -> Result<String, RunError> {
     let invalid = |reason: &str| RunError::InvalidTarget {
         target: target.to_string(),
         reason: reason.to_string(),

@@ -58,7 +58,7 @@ pub struct UserSession {
 }
 
 impl UserSession {
-    fn new(run: Arc<RunContext>) -> Self {
+    pub(crate) fn new(run: Arc<RunContext>) -> Self {
         let active = run.recorder.user_started();
         Self {
             _active: active,

@@ -107,6 +107,9 @@ fn answer(
         "/login" => json!({ "token": format!("tok-{}", body["email"].as_str().unwrap_or("")) }),
         "/health" => json!({ "status": "healthy" }),
         "/empty" => json!({ "items": [] }),
+        "/products" => json!({ "products": [
+            { "id": 1, "stock": 0 }, { "id": 2, "stock": 5 }, { "id": 3, "stock": 0 }
+        ] }),
         _ => json!({ "ok": true, "n": 7, "path": path }),
     };
     axum::Json(reply).into_response()
@@ -173,6 +176,12 @@ steps:
     method: POST
     url: "/things/{{{{ n }}}}"
     json: {{ count: "{{{{ n + 1 }}}}", label: "n={{{{ n }}}}", fixed: [1, 2] }}
+  - name: products
+    url: /products
+    extract:
+      in_stock: {{ json: "$.products[?@.stock > 0].id", pick: random }}
+  - name: product
+    url: "/product/{{{{ in_stock }}}}"
 "#
     );
     let report = run(dir.path(), &yaml, &server, profile(2, 1)).await;
@@ -209,6 +218,9 @@ steps:
         );
     }
     assert_eq!(requests(&report, "post"), posts.len() as u64);
+    // A JSONPath filter picks the only product in stock.
+    assert!(!server.to("/product/2").is_empty());
+    assert!(server.to("/product/1").is_empty() && server.to("/product/3").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use compile::Compiled;
 pub(crate) use compile::intern;
+pub use run::Exchange;
 
 use crate::rust_steps::ScenarioDef;
 
@@ -42,6 +43,11 @@ pub enum ScenarioError {
     /// The file cannot be read or breaks a rule: file, line, column, field and what is wrong.
     #[error(transparent)]
     Invalid(#[from] Box<config::Error>),
+    /// Only scenario files can be tried request by request.
+    #[error(
+        "scenario \"{name}\" is written in Rust: only scenario files can be checked step by step"
+    )]
+    NotAFile { name: String },
 }
 
 /// A scenario ready to run: a built-in, a scenario file, or Rust steps ([`ScenarioDef`]).
@@ -196,6 +202,54 @@ impl Scenario {
                 Ok((state.definition(intern(&compiled.description)), true))
             }
         }
+    }
+}
+
+impl Scenario {
+    /// `shakedown scenario check FILE --target URL`: one user runs `on_start` and one
+    /// iteration against `target`, without think time; returns every exchange in order (the
+    /// first failed step ends the iteration, as in a run). Nothing is recorded anywhere.
+    pub async fn try_once(&self, target: &str) -> Result<Vec<Exchange>, crate::RunError> {
+        let Inner::File(compiled) = &*self.inner else {
+            return Err(ScenarioError::NotAFile {
+                name: self.name().to_string(),
+            }
+            .into());
+        };
+        let base = crate::runner::normalize_target(target)?;
+        let invalid = |reason: String| crate::RunError::InvalidTarget {
+            target: target.to_string(),
+            reason,
+        };
+        let url = reqwest::Url::parse(&base).map_err(|e| invalid(e.to_string()))?;
+        let no_think = crate::profile::ThinkTime {
+            min: std::time::Duration::ZERO,
+            max: std::time::Duration::ZERO,
+        };
+        let run = Arc::new(crate::session::RunContext::new(
+            Arc::new(crate::recorder::Recorder::new(false)),
+            None,
+            base,
+            Some(no_think),
+        ));
+        let mut user =
+            goose::prelude::GooseUser::single(url, &goose::config::GooseConfiguration::default())
+                .map_err(|e| invalid(e.to_string()))?;
+        user.client = reqwest::Client::builder()
+            .timeout(crate::profile::DEFAULT_REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| invalid(e.to_string()))?;
+        user.set_session_data(crate::session::UserSession::new(run));
+        let state = run::RunState::new(compiled.clone())
+            .map_err(|message| {
+                ScenarioError::Invalid(Box::new(config::Error::field(
+                    &compiled.name,
+                    "variables",
+                    message,
+                )))
+            })?
+            .traced();
+        Ok(state.try_once(&mut user).await)
     }
 }
 

@@ -37,6 +37,8 @@ pub struct RunState {
     cursors: Vec<Cursor>,
     /// Weighted transactions per iteration, to tell where an iteration starts.
     per_iteration: usize,
+    /// Users keep a trace of their exchanges (`scenario check`).
+    tracing: bool,
 }
 
 /// A user's variables and progress through the file.
@@ -51,6 +53,30 @@ pub struct UserState {
     iteration_failed: bool,
     /// The user can do nothing more (a unique feeder ran out).
     stopped: bool,
+    /// `scenario check`: every exchange, for printing.
+    pub(crate) trace: Option<Vec<Exchange>>,
+}
+
+/// One request and its outcome, as `shakedown scenario check` prints it.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    /// The step (transaction) name.
+    pub name: String,
+    pub method: String,
+    /// The URL with its query, as sent (empty when the request could not be built).
+    pub url: String,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// What the step extracted, as JSON text.
+    pub extracted: Vec<(String, String)>,
+    /// `None` when every check passed; else the error kind and message.
+    pub error: Option<(ErrorKind, String)>,
+}
+
+fn trace(user: &mut GooseUser, exchange: impl FnOnce() -> Exchange) {
+    if let Some(trace) = state(user).and_then(|s| s.trace.as_mut()) {
+        trace.push(exchange());
+    }
 }
 
 impl UserState {
@@ -93,7 +119,26 @@ impl RunState {
             run_vars,
             cursors,
             per_iteration,
+            tracing: false,
         })
+    }
+
+    /// Users of this run keep a trace of every exchange.
+    pub fn traced(mut self) -> RunState {
+        self.tracing = true;
+        self
+    }
+
+    /// One user: `on_start`, then one iteration; the exchanges in order. The user's session
+    /// must be installed, with no think time.
+    pub async fn try_once(&self, user: &mut GooseUser) -> Vec<Exchange> {
+        self.start_user(user).await;
+        for (index, item) in self.compiled.items.iter().enumerate() {
+            for _ in 0..item.weight() {
+                let _ = self.item(user, index).await;
+            }
+        }
+        state(user).and_then(|s| s.trace.take()).unwrap_or_default()
     }
 
     /// The Goose-ready definition: one `on_start` transaction, one transaction per item.
@@ -137,7 +182,10 @@ impl RunState {
 
     /// A new user: feeder rows, user variables, then the `on_start` steps.
     async fn start_user(&self, user: &mut GooseUser) {
-        let mut state = UserState::default();
+        let mut state = UserState {
+            trace: self.tracing.then(Vec::new),
+            ..UserState::default()
+        };
         for (name, value) in &self.run_vars {
             state.set(name, value.clone());
         }
@@ -252,11 +300,14 @@ impl RunState {
             if !drawn {
                 return Ok(());
             }
-            if pending
-                && self.run_on_start(user).await.is_err()
-                && let Some(state) = state(user)
-            {
-                state.iteration_failed = true;
+            if pending && self.run_on_start(user).await.is_err() {
+                if let Some(state) = state(user) {
+                    state.iteration_failed = true;
+                }
+                // A user still failing to sign up does not retry in a tight loop.
+                if let Some(step) = self.compiled.on_start.first() {
+                    self.think(user, step).await;
+                }
             }
         }
         if state(user).is_none_or(|s| s.iteration_failed) {
@@ -267,13 +318,16 @@ impl RunState {
             ItemRt::Group { steps, .. } => steps.iter().collect(),
         };
         for step in steps {
-            if run_step(user, &self.compiled, step).await.is_err() {
+            let failed = run_step(user, &self.compiled, step).await.is_err();
+            // The user pauses after a failed step too: a failing first step must not turn
+            // into a tight loop against the target.
+            self.think(user, step).await;
+            if failed {
                 if let Some(state) = state(user) {
                     state.iteration_failed = true;
                 }
                 return Ok(());
             }
-            self.think(user, step).await;
         }
         Ok(())
     }
@@ -389,7 +443,9 @@ async fn run_step(
             match render_value(&compiled.env, val, &state.context()) {
                 Ok(value) => state.set(name, Mj::from_serialize(&value)),
                 Err(message) => {
-                    record(None, Duration::ZERO, Some((ErrorKind::Other, message)));
+                    let error = Some((ErrorKind::Other, message));
+                    record(None, Duration::ZERO, error.clone());
+                    trace(user, || failed_before_sending(step, error));
                     return Err(StepFailed);
                 }
             }
@@ -401,7 +457,9 @@ async fn run_step(
     let prepared = match prepare(compiled, step, &ctx) {
         Ok(p) => p,
         Err(message) => {
-            record(None, Duration::ZERO, Some((ErrorKind::Other, message)));
+            let error = Some((ErrorKind::Other, message));
+            record(None, Duration::ZERO, error.clone());
+            trace(user, || failed_before_sending(step, error));
             return Err(StepFailed);
         }
     };
@@ -428,6 +486,26 @@ async fn run_step(
     if let Some(timeout) = step.timeout {
         builder = builder.timeout(timeout);
     }
+    let tracing = state(user).is_some_and(|s| s.trace.is_some());
+    let (builder, sent_url) = if tracing {
+        match builder.build() {
+            Ok(request) => {
+                let url = request.url().to_string();
+                (
+                    reqwest::RequestBuilder::from_parts(user.client.clone(), request),
+                    url,
+                )
+            }
+            Err(error) => {
+                let error = Some(transport_error(&error));
+                record(None, Duration::ZERO, error.clone());
+                trace(user, || failed_before_sending(step, error));
+                return Err(StepFailed);
+            }
+        }
+    } else {
+        (builder, String::new())
+    };
 
     let started = Instant::now();
     let (status, headers, outcome) = match builder.send().await {
@@ -454,9 +532,16 @@ async fn run_step(
         )?;
         Ok((body, json, extracted))
     });
+    let mut extracted_text = Vec::new();
     let judged = match first {
         Err(error) => Err(error),
         Ok((body, json, extracted)) => {
+            if tracing {
+                extracted_text = extracted
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+            }
             let ctx = match state(user) {
                 Some(state) if !extracted.is_empty() => {
                     for (name, value) in &extracted {
@@ -473,15 +558,30 @@ async fn run_step(
             check(compiled, step, json.as_ref(), &body, latency, &ctx)
         }
     };
-    match judged {
-        Ok(()) => {
-            record(status, latency, None);
-            Ok(())
-        }
-        Err(error) => {
-            record(status, latency, Some(error));
-            Err(StepFailed)
-        }
+    let error = judged.err();
+    record(status, latency, error.clone());
+    let failed = error.is_some();
+    trace(user, || Exchange {
+        name: step.name.to_string(),
+        method: step.method.to_string(),
+        url: sent_url,
+        status,
+        latency,
+        extracted: extracted_text,
+        error,
+    });
+    if failed { Err(StepFailed) } else { Ok(()) }
+}
+
+fn failed_before_sending(step: &StepRt, error: Option<(ErrorKind, String)>) -> Exchange {
+    Exchange {
+        name: step.name.to_string(),
+        method: step.method.to_string(),
+        url: String::new(),
+        status: None,
+        latency: Duration::ZERO,
+        extracted: Vec::new(),
+        error,
     }
 }
 
