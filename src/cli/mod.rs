@@ -8,6 +8,7 @@ mod exit;
 mod gate;
 mod report;
 mod run;
+mod scenario;
 mod serve;
 mod shutdown;
 mod slo;
@@ -52,6 +53,9 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// On-call drill: load, a chaos experiment inside it, SLOs and order accounting, one report.
     Drill(drill::DrillArgs),
+    /// Scenario files: `scenario list` shows the built-ins, `scenario check FILE [--target URL]`
+    /// validates a file and tries one iteration of one user against the target.
+    Scenario(scenario::ScenarioArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
             Command::Report(args) => report::run(args),
             Command::Chaos(args) => chaos::run(args, cli.quiet, &shutdown()?).await,
             Command::Drill(args) => drill::run(args, cli.quiet, &shutdown()?).await,
+            Command::Scenario(args) => scenario::run(args).await,
         }
     });
     match outcome {
