@@ -1,12 +1,14 @@
 //! How much load can the harness generate, compared with the leanest possible client?
 //!
 //! Starts a minimal axum server on 127.0.0.1 (a tiny JSON `GET /health`) and drives it for a
-//! bounded time with (a) the harness — Goose users running the `health` scenario through our
-//! recorder — and (b) a raw loop of tasks sharing one `reqwest::Client`, then prints
-//! requests/s and p50/p99 of both side by side. Client and server share the machine, so the
+//! bounded time with (a) the harness running the built-in `health` scenario file, (b) the
+//! harness running the same journey as Rust step functions (the `scenarios::rust` extension
+//! point: what the built-ins were before they became files), and (c) a raw loop of tasks
+//! sharing one `reqwest::Client`, then prints requests/s and p50/p99 side by side, with the
+//! file / Rust ratio (the goal is at least 90 %). Client and server share the machine, so the
 //! numbers compare the two clients on the same box; they are not a server benchmark.
 //!
-//! Run with `cargo bench -p scenarios --bench throughput`. `SHAKEDOWN_BENCH_SECONDS` and
+//! Run with `cargo bench --workspace --bench throughput`. `SHAKEDOWN_BENCH_SECONDS` and
 //! `SHAKEDOWN_BENCH_USERS` change the defaults (5 s, 64 concurrent users/connections).
 
 use std::net::SocketAddr;
@@ -16,8 +18,12 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::routing::get;
 use reports::LatencyHistogram;
-use scenarios::{Profile, RunSpec, execute};
+use scenarios::rust::{
+    Call, GooseUser, ScenarioDef, Step, ThinkTime, TransactionResult, expect, send, step_fn,
+};
+use scenarios::{Profile, RunSpec, Scenario, execute_scenario};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -45,19 +51,38 @@ fn main() {
         let _ = raw_loop(addr, users, Duration::from_secs(1)).await;
 
         let raw = raw_loop(addr, users, duration).await;
-        let harness = harness(addr, users, seconds).await;
+        let rust = harness(
+            addr,
+            users,
+            seconds,
+            Scenario::from_rust(rust_health()),
+            "harness, Rust steps",
+        )
+        .await;
+        let file = harness(
+            addr,
+            users,
+            seconds,
+            Scenario::resolve("health").expect("built-in health"),
+            "harness, scenario file",
+        )
+        .await;
 
         println!();
         println!("{:<28} {:>12} {:>10} {:>10} {:>10}", "client", "requests", "req/s", "p50 ms", "p99 ms");
-        for row in [&harness, &raw] {
+        for row in [&file, &rust, &raw] {
             println!(
                 "{:<28} {:>12} {:>10.0} {:>10.3} {:>10.3}",
                 row.name, row.requests, row.rps, row.p50_ms, row.p99_ms
             );
         }
         println!(
-            "\nharness / raw throughput: {:.0} %",
-            100.0 * harness.rps / raw.rps.max(f64::MIN_POSITIVE)
+            "\nscenario file / Rust steps throughput: {:.0} % (goal: at least 90 %)",
+            100.0 * file.rps / rust.rps.max(f64::MIN_POSITIVE)
+        );
+        println!(
+            "harness (file) / raw throughput: {:.0} %",
+            100.0 * file.rps / raw.rps.max(f64::MIN_POSITIVE)
         );
     });
 }
@@ -83,25 +108,54 @@ async fn start_server() -> SocketAddr {
     addr
 }
 
-/// The harness: `execute` with the `health` scenario, all users started at once.
-async fn harness(addr: SocketAddr, users: u64, seconds: u64) -> Row {
+/// `GET /health` as a Rust step function, checked like the file's step.
+async fn health(user: &mut GooseUser) -> TransactionResult {
+    send(user, Call::get("health", "/health"), |body| {
+        expect::equals(body, "status", "healthy")
+    })
+    .await
+}
+
+/// The `health` journey through the Rust extension point.
+fn rust_health() -> ScenarioDef {
+    ScenarioDef {
+        name: "health",
+        description: "GET /health as Rust steps",
+        think_time: ThinkTime {
+            min: Duration::ZERO,
+            max: Duration::ZERO,
+        },
+        on_start: vec![],
+        steps: vec![Step::new("health", step_fn(|user| Box::pin(health(user))))],
+    }
+}
+
+/// The harness: `scenario` with all users started at once.
+async fn harness(
+    addr: SocketAddr,
+    users: u64,
+    seconds: u64,
+    scenario: Scenario,
+    name: &'static str,
+) -> Row {
     let yaml = format!(
         "name: bench\nclosed:\n  stages:\n    - {{ duration: 0s, users: {users} }}\n    - {{ duration: {seconds}s, users: {users} }}\nthresholds: [\"p99<10s\"]\n"
     );
     let profile = Profile::from_yaml(&yaml, "benchmark profile").expect("valid profile");
-    let report = execute(RunSpec {
-        scenario: "health".into(),
+    let spec = RunSpec {
+        scenario: String::new(),
         target: format!("http://{addr}"),
         profile,
         quiet: true,
         thresholds: Vec::new(),
-    })
-    .await
-    .expect("harness run");
+    };
+    let report = execute_scenario(&scenario, spec, &CancellationToken::new())
+        .await
+        .expect("harness run");
     assert_eq!(report.totals.errors, 0, "the benchmark server never fails");
     let latency = report.totals.latency.expect("requests were made");
     Row {
-        name: "harness (Goose + recorder)",
+        name,
         requests: report.totals.requests,
         rps: report.totals.rps,
         p50_ms: latency.p50_ms,

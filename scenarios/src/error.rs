@@ -6,6 +6,17 @@
 
 use reports::Report;
 
+use crate::file::ScenarioError;
+
+impl From<ScenarioError> for RunError {
+    fn from(error: ScenarioError) -> Self {
+        match error {
+            ScenarioError::Unknown { name, known } => RunError::UnknownScenario { name, known },
+            other => RunError::Scenario(other),
+        }
+    }
+}
+
 /// A run that failed before or while generating load.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -15,6 +26,9 @@ pub enum RunError {
         name: String,
         known: Vec<&'static str>,
     },
+    /// The scenario file cannot be read or breaks a rule (file:line:column: field: what).
+    #[error(transparent)]
+    Scenario(ScenarioError),
     /// The target is not an http(s) URL.
     #[error("invalid target \"{target}\": {reason}")]
     InvalidTarget { target: String, reason: String },
@@ -40,7 +54,9 @@ impl RunError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            RunError::UnknownScenario { .. } | RunError::InvalidTarget { .. }
+            RunError::UnknownScenario { .. }
+                | RunError::InvalidTarget { .. }
+                | RunError::Scenario(_)
         )
     }
 

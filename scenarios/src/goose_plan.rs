@@ -11,18 +11,20 @@ use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
 use crate::profile::{Load, Profile};
-use crate::scenarios::ScenarioDef;
+use crate::rust_steps::ScenarioDef;
 use crate::session::{self, RunContext};
 
-/// Builds the attack for `scenario` under `profile` against `target`.
+/// Builds the attack for `scenario` under `profile` against `target`. A `self_paced`
+/// scenario (a scenario file) gates its own steps and sleeps its own think times.
 pub fn goose_attack(
     scenario: &ScenarioDef,
+    self_paced: bool,
     profile: &Profile,
     target: &str,
     run: Arc<RunContext>,
 ) -> Result<GooseAttack, GooseError> {
     let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())?
-        .register_scenario(goose_scenario(scenario, profile, run)?);
+        .register_scenario(goose_scenario(scenario, self_paced, profile, run)?);
     let timeout_s = format!("{:.3}", profile.request_timeout.as_secs_f64());
     let attack = *attack
         .set_default(GooseDefault::Host, target)?
@@ -43,6 +45,7 @@ pub fn goose_attack(
 /// sets the pace.
 fn goose_scenario(
     def: &ScenarioDef,
+    self_paced: bool,
     profile: &Profile,
     run: Arc<RunContext>,
 ) -> Result<Scenario, GooseError> {
@@ -60,14 +63,19 @@ fn goose_scenario(
         scenario = scenario.register_transaction(session::await_arrival().set_sequence(1));
     }
     for (index, step) in def.steps.iter().enumerate() {
-        let transaction = Transaction::new(step.gated_function())
+        let function = if self_paced {
+            step.function.clone()
+        } else {
+            step.gated_function()
+        };
+        let transaction = Transaction::new(function)
             .set_name(step.name)
             .set_sequence(index + 2)
             .set_weight(step.weight)?;
         scenario = scenario.register_transaction(transaction);
     }
     let think = profile.think_time.unwrap_or(def.think_time);
-    if !open_model && !think.max.is_zero() {
+    if !open_model && !self_paced && !think.max.is_zero() {
         scenario = scenario.set_wait_time(think.min, think.max)?;
     }
     Ok(scenario)

@@ -1,5 +1,5 @@
-//! Load generation for shakedown: Goose scenarios against the gateway API, load profiles as
-//! data, and HDR latency recording that ends in a [`reports::Report`].
+//! Load generation for shakedown: scenarios as files (built-in or the user's own), load
+//! profiles as data, and HDR latency recording that ends in a [`reports::Report`].
 //!
 //! The CLI needs three things:
 //!
@@ -9,7 +9,9 @@
 //! - [`execute`] with a [`RunSpec`]: probes `GET {target}/health`, runs the scenario under
 //!   the profile and returns the report — partial on Ctrl-C or when the target dies mid-run;
 //!   inside [`RunError::Unreachable`] when the target could not be reached at all.
-//! - [`scenario_names`] and [`builtin_profile_names`] for help texts.
+//! - [`scenario_names`] and [`builtin_profile_names`] for help texts; [`Scenario::resolve`]
+//!   reads a built-in or a scenario file (see `scenarios/README.md`), [`execute_scenario`]
+//!   runs one directly — including Rust steps from [`rust::ScenarioDef`].
 //!
 //! Latency is measured with our own clock around each request and its body, in
 //! microseconds; for open-model profiles every request is also recorded corrected for
@@ -19,7 +21,7 @@
 mod assemble;
 pub mod capacity;
 mod error;
-mod gateway;
+mod file;
 mod goose_plan;
 pub mod import;
 mod pacing;
@@ -29,24 +31,28 @@ mod quiet_stdout;
 mod recorder;
 mod request;
 mod runner;
-mod scenarios;
+mod rust_steps;
 mod session;
 mod watch;
 
 pub use error::RunError;
+pub use file::{Exchange, Scenario, ScenarioError, builtin_names as scenario_names};
 pub use profile::{
     ArrivalSchedule, DEFAULT_REQUEST_TIMEOUT, Load, Overrides, Profile, ProfileError, RateStage,
     ThinkTime, UserStage, builtin_names as builtin_profile_names,
 };
 pub use reports::{Report, Threshold, default_thresholds};
-pub use runner::{INTERRUPTED, RunSpec, execute, execute_until, validate};
-pub use scenarios::scenario_names;
+pub use runner::{INTERRUPTED, RunSpec, execute, execute_scenario, execute_until, validate};
 pub use watch::DEAD_TARGET_WINDOW;
 
-/// Descriptions of every scenario, `(name, description)`, for help texts.
+/// The Rust extension point: scenarios as Rust step functions (see the module's docs).
+pub mod rust {
+    pub use crate::profile::ThinkTime;
+    pub use crate::rust_steps::{Call, ScenarioDef, Step, expect, send, step_fn};
+    pub use goose::prelude::{GooseUser, TransactionResult};
+}
+
+/// Descriptions of every built-in scenario, `(name, description)`, for help texts.
 pub fn scenario_descriptions() -> Vec<(&'static str, &'static str)> {
-    scenarios::all()
-        .iter()
-        .map(|s| (s.name, s.description))
-        .collect()
+    file::builtin_descriptions()
 }

@@ -1,6 +1,7 @@
 //! One timed, checked, recorded request.
 //!
-//! Every request a scenario makes goes through [`send`]: it is timed with our own `Instant`s
+//! Every request a Rust step makes goes through [`send`] (scenario files use the same
+//! timing and classification in `file/run.rs`): it is timed with our own `Instant`s
 //! from just before sending to the end of the body, its status is compared to the one the
 //! API promises, its JSON body is checked by the caller's closure, and the outcome is
 //! recorded exactly once — success, or an error of kind `connect`, `timeout`, `status`,
@@ -30,8 +31,8 @@ pub struct Call {
     /// Path relative to the target, e.g. `/api/v1/products?skip=0&limit=10`.
     pub path: String,
     pub body: Option<Value>,
-    /// Send the user's bearer token.
-    pub authenticated: bool,
+    /// Extra request headers, e.g. `("authorization", "Bearer ...")`.
+    pub headers: Vec<(&'static str, String)>,
     /// The status the API promises for this call; anything else is a `status` error.
     pub expect: u16,
 }
@@ -43,7 +44,7 @@ impl Call {
             method,
             path: path.into(),
             body: None,
-            authenticated: false,
+            headers: Vec::new(),
             expect,
         }
     }
@@ -69,8 +70,8 @@ impl Call {
         self
     }
 
-    pub fn authenticated(mut self) -> Self {
-        self.authenticated = true;
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
         self
     }
 
@@ -90,23 +91,18 @@ pub async fn send<T>(
     call: Call,
     check: impl FnOnce(&Value) -> Result<T, String>,
 ) -> Result<T, Box<TransactionError>> {
-    let (recorder, lateness, token, url) = {
+    let (recorder, lateness, url) = {
         let session = session(user)?;
-        let token = session.token().map(str::to_string);
         let url = format!("{}{}", session.run.base_url, call.path);
-        (session.run.recorder.clone(), session.lateness, token, url)
+        (session.run.recorder.clone(), session.lateness, url)
     };
-    if call.authenticated && token.is_none() {
-        // Nothing was sent, so nothing is recorded: the failed sign-in already was.
-        return Err(custom_error(format!("{}: not signed in", call.name)));
-    }
 
     let mut builder = user.client.request(call.method.clone(), &url);
     if let Some(body) = &call.body {
         builder = builder.json(body);
     }
-    if let (true, Some(token)) = (call.authenticated, token) {
-        builder = builder.bearer_auth(token);
+    for (name, value) in &call.headers {
+        builder = builder.header(*name, value);
     }
 
     let started = Instant::now();
@@ -165,7 +161,7 @@ fn judge<T>(
 
 /// Classifies a transport failure and keeps its innermost cause, which reads like
 /// "Connection refused (os error 111)" instead of repeating the URL.
-fn transport_error(error: &reqwest::Error) -> (ErrorKind, String) {
+pub(crate) fn transport_error(error: &reqwest::Error) -> (ErrorKind, String) {
     let kind = if error.is_connect() {
         ErrorKind::Connect
     } else if error.is_timeout() {
@@ -180,7 +176,7 @@ fn transport_error(error: &reqwest::Error) -> (ErrorKind, String) {
     (kind, cause.to_string())
 }
 
-/// Body checks shared by the gateway calls.
+/// Body checks for Rust steps.
 pub mod expect {
     use serde_json::Value;
 

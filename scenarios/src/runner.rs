@@ -14,13 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::assemble::{RunFacts, assemble};
 use crate::error::RunError;
+use crate::file::{Scenario, ScenarioError};
 use crate::goose_plan::goose_attack;
 use crate::pacing::ArrivalPacer;
 use crate::profile::{ArrivalSchedule, Load, Profile};
 use crate::progress::Progress;
 use crate::quiet_stdout::StdoutDiverted;
 use crate::recorder::Recorder;
-use crate::scenarios::{self, ScenarioDef};
 use crate::session::RunContext;
 use crate::watch::{StopReason, watch};
 
@@ -30,7 +30,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct RunSpec {
-    /// Scenario name, one of [`scenarios::scenario_names`].
+    /// A built-in scenario name (see [`crate::scenario_names`]) or the path of a scenario
+    /// file; resolved by [`Scenario::resolve`].
     pub scenario: String,
     /// Base URL of the gateway, e.g. `http://127.0.0.1:8080` (a path prefix is kept).
     pub target: String,
@@ -60,16 +61,23 @@ pub async fn execute(spec: RunSpec) -> Result<Report, RunError> {
 ///   which. `report.verdict` says pass or fail.
 /// - `Err(RunError::Unreachable)`: `GET {target}/health` could not connect or timed out; the
 ///   error carries a partial report with no requests.
-/// - `Err(RunError::UnknownScenario | InvalidTarget)`: nothing was run.
+/// - `Err(RunError::UnknownScenario | InvalidScenario | InvalidTarget)`: nothing was run.
 /// - `Err(RunError::LoadGenerator)`: Goose failed; the error carries what was measured.
 ///
 /// Goose's Ctrl-C handler and killswitch are process-wide, so run one `execute` at a time
 /// per process.
 pub async fn execute_until(spec: RunSpec, cancel: &CancellationToken) -> Result<Report, RunError> {
-    let scenario = scenarios::find(&spec.scenario).ok_or_else(|| RunError::UnknownScenario {
-        name: spec.scenario.clone(),
-        known: scenarios::scenario_names(),
-    })?;
+    let scenario = Scenario::resolve(&spec.scenario)?;
+    execute_scenario(&scenario, spec, cancel).await
+}
+
+/// Runs an already resolved `scenario` (a file, a built-in, or Rust steps from
+/// [`Scenario::from_rust`]); `spec.scenario` is ignored. Otherwise like [`execute_until`].
+pub async fn execute_scenario(
+    scenario: &Scenario,
+    spec: RunSpec,
+    cancel: &CancellationToken,
+) -> Result<Report, RunError> {
     let base_url = normalize_target(&spec.target)?;
     let thresholds = effective_thresholds(&spec);
     let run_id = uuid::Uuid::now_v7();
@@ -79,7 +87,7 @@ pub async fn execute_until(spec: RunSpec, cancel: &CancellationToken) -> Result<
         let report = assemble(
             RunFacts {
                 run_id: run_id.to_string(),
-                scenario: scenario.name,
+                scenario: scenario.name(),
                 target: &base_url,
                 profile: &spec.profile,
                 started_at: now,
@@ -98,13 +106,13 @@ pub async fn execute_until(spec: RunSpec, cancel: &CancellationToken) -> Result<
         });
     }
 
-    run_load(&spec, &scenario, &base_url, &thresholds, run_id, cancel).await
+    run_load(&spec, scenario, &base_url, &thresholds, run_id, cancel).await
 }
 
 /// The load phase: Goose plus the recorder, watcher and progress bar.
 async fn run_load(
     spec: &RunSpec,
-    scenario: &ScenarioDef,
+    scenario: &Scenario,
     base_url: &str,
     thresholds: &[Threshold],
     run_id: uuid::Uuid,
@@ -121,19 +129,25 @@ async fn run_load(
         Load::Closed { .. } => None,
     };
     let recorder = Arc::new(Recorder::new(pacer.is_some()));
-    let run_tag = run_id.simple().to_string();
     let run = Arc::new(RunContext::new(
         recorder.clone(),
         pacer.clone(),
         base_url.to_string(),
-        run_tag[run_tag.len() - 12..].to_string(),
+        profile.think_time,
     ));
-    let attack = goose_attack(scenario, profile, base_url, run);
+    let (definition, self_paced) = scenario.definition().map_err(|message| {
+        RunError::Scenario(ScenarioError::Invalid(Box::new(config::Error::field(
+            scenario.name(),
+            "variables",
+            message,
+        ))))
+    })?;
+    let attack = goose_attack(&definition, self_paced, profile, base_url, run);
 
     let progress = Arc::new(Progress::new(
         spec.quiet,
         profile.planned_duration(),
-        &format!("{} · {}", scenario.name, profile.name),
+        &format!("{} · {}", scenario.name(), profile.name),
     ));
     let stop = Arc::new(StopReason::default());
     let started_at = Utc::now();
@@ -178,7 +192,7 @@ async fn run_load(
     let report = assemble(
         RunFacts {
             run_id: run_id.to_string(),
-            scenario: scenario.name,
+            scenario: scenario.name(),
             target: base_url,
             profile,
             started_at,
@@ -210,20 +224,18 @@ fn effective_thresholds(spec: &RunSpec) -> Vec<Threshold> {
     }
 }
 
-/// Checks what can be checked without sending anything — the scenario exists, the target is
-/// an http(s) base URL — and returns the normalized target. [`execute`] does the same first;
+/// Checks what can be checked without sending anything — the scenario exists and is valid
+/// (a scenario file is read and checked completely), the target is an http(s) base URL — and
+/// returns the normalized target. [`execute`] does the same first;
 /// callers use this to refuse a bad run before they start anything (a stack, a banner).
 /// `target` is `None` when it is not known yet (an embedded stack still to start).
 pub fn validate(scenario: &str, target: Option<&str>) -> Result<Option<String>, RunError> {
-    scenarios::find(scenario).ok_or_else(|| RunError::UnknownScenario {
-        name: scenario.to_string(),
-        known: scenarios::scenario_names(),
-    })?;
+    Scenario::resolve(scenario)?;
     target.map(normalize_target).transpose()
 }
 
 /// Checks the target is an http(s) URL with a host and drops any trailing slash.
-fn normalize_target(target: &str) -> Result<String, RunError> {
+pub(crate) fn normalize_target(target: &str) -> Result<String, RunError> {
     let invalid = |reason: &str| RunError::InvalidTarget {
         target: target.to_string(),
         reason: reason.to_string(),

@@ -6,13 +6,13 @@
 //! [`RunContext`]; everything after reads it from there.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use goose::prelude::*;
-use serde_json::Value;
 
+use crate::file::run::UserState;
 use crate::pacing::{ArrivalPacer, WAIT_SLICE};
+use crate::profile::ThinkTime;
 use crate::recorder::{ActiveUser, Recorder};
 
 /// What every user of one run shares.
@@ -23,9 +23,8 @@ pub struct RunContext {
     /// The target's base URL without a trailing slash; request paths are appended to it, so
     /// a target behind a path prefix (`https://host/shop`) keeps its prefix.
     pub base_url: String,
-    /// A short tag unique to this run, used to make e-mail addresses unique across runs.
-    pub run_tag: String,
-    next_account: AtomicU64,
+    /// The profile's think time, replacing the scenario's (closed model only).
+    pub think_override: Option<ThinkTime>,
 }
 
 impl RunContext {
@@ -33,37 +32,15 @@ impl RunContext {
         recorder: Arc<Recorder>,
         pacer: Option<Arc<ArrivalPacer>>,
         base_url: String,
-        run_tag: String,
+        think_override: Option<ThinkTime>,
     ) -> Self {
         Self {
             recorder,
             pacer,
             base_url,
-            run_tag,
-            next_account: AtomicU64::new(0),
+            think_override,
         }
     }
-
-    /// A new e-mail address no other user of any run has registered.
-    pub fn unique_email(&self) -> String {
-        let n = self.next_account.fetch_add(1, Ordering::Relaxed);
-        format!("shakedown-{}-{n}@example.com", self.run_tag)
-    }
-}
-
-/// A signed-in account.
-#[derive(Clone, Debug)]
-pub struct Account {
-    pub email: String,
-    pub password: String,
-    pub token: Option<String>,
-}
-
-/// An order placed in this iteration, with the total the server computed.
-#[derive(Clone, Debug)]
-pub struct PlacedOrder {
-    pub id: Value,
-    pub total_amount: Value,
 }
 
 /// One Goose user's state.
@@ -76,34 +53,20 @@ pub struct UserSession {
     /// False while an open-model user has no iteration to run (schedule used up or the run
     /// is stopping); the scenario's transactions then do nothing.
     pub iteration_open: bool,
-    /// Identifies this user's browsing session in analytics events.
-    pub session_id: String,
-    pub account: Option<Account>,
-    /// A product picked earlier in the iteration (browse → add to cart).
-    pub product_id: Option<u64>,
-    pub order: Option<PlacedOrder>,
-    pub payment_id: Option<Value>,
+    /// A scenario file's variables and progress for this user.
+    pub(crate) file: Option<Box<UserState>>,
 }
 
 impl UserSession {
-    fn new(run: Arc<RunContext>) -> Self {
+    pub(crate) fn new(run: Arc<RunContext>) -> Self {
         let active = run.recorder.user_started();
         Self {
             _active: active,
             lateness: Duration::ZERO,
             iteration_open: true,
-            session_id: uuid::Uuid::new_v4().to_string(),
-            account: None,
-            product_id: None,
-            order: None,
-            payment_id: None,
+            file: None,
             run,
         }
-    }
-
-    /// The bearer token, if signed in.
-    pub fn token(&self) -> Option<&str> {
-        self.account.as_ref().and_then(|a| a.token.as_deref())
     }
 }
 

@@ -19,7 +19,7 @@ use super::{Exit, exit};
 
 #[derive(Args, Debug)]
 pub struct CapacityArgs {
-    /// Scenario: smoke, browse, checkout, ingest or health.
+    /// Scenario: a built-in name (smoke, browse, checkout, ingest, health) or a scenario file.
     #[arg(default_value = "checkout")]
     pub scenario: String,
     /// Base URL of the gateway under test (default: the embedded stack).

@@ -23,16 +23,11 @@ use super::{Exit, exit};
 /// still sees traffic even when recoveries take a little longer than planned.
 const LOAD_MARGIN: Duration = Duration::from_secs(5);
 
-/// The load transaction that is exactly one order placement, for the order accounting. It comes
-/// from the scenario (its `accounting: {orders: ...}` declaration); until scenario files carry
-/// it, the name the built-in scenarios use.
-const ORDER_TRANSACTION: &str = "place_order";
-
 #[derive(Args, Debug)]
 pub struct DrillArgs {
     /// The experiment file (kind: Experiment).
     pub experiment: PathBuf,
-    /// Load scenario: smoke, browse, checkout, ingest or health.
+    /// Load scenario: a built-in name (smoke, browse, checkout, ingest, health) or a scenario file.
     #[arg(long, default_value = "checkout")]
     pub scenario: String,
     /// Load profile (built-in name or YAML file).
@@ -142,7 +137,11 @@ async fn drill(
         stack,
         load,
         warmup: args.warmup,
-        order_transaction: Some(ORDER_TRANSACTION.to_string()),
+        // The scenario says which of its transactions places exactly one order
+        // (`accounting: {orders: ...}`); validated before the stack started.
+        order_transaction: scenarios::Scenario::resolve(&args.scenario)
+            .ok()
+            .and_then(|s| s.order_transaction().map(str::to_string)),
     };
     chaos::drill::run(drill, &shutdown.token(), &super::chaos::say(quiet)).await
 }

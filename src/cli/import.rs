@@ -11,25 +11,6 @@ use scenarios::import;
 
 use super::{Exit, exit};
 
-/// The `scenario` command group. `list` and `check` join `import` in [`ScenarioCommand`].
-#[derive(Args, Debug)]
-pub struct ScenarioArgs {
-    #[command(subcommand)]
-    command: ScenarioCommand,
-}
-
-#[derive(Subcommand, Debug)]
-enum ScenarioCommand {
-    /// Write a scenario file from an OpenAPI description or a HAR recording.
-    Import(ImportArgs),
-}
-
-pub fn run_scenario(args: ScenarioArgs) -> Result<Exit> {
-    match args.command {
-        ScenarioCommand::Import(args) => run(args),
-    }
-}
-
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     #[command(subcommand)]

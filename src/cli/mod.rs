@@ -10,6 +10,7 @@ mod gate;
 mod import;
 mod report;
 mod run;
+mod scenario;
 mod serve;
 mod shutdown;
 mod slo;
@@ -54,9 +55,10 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// On-call drill: load, a chaos experiment inside it, SLOs and order accounting, one report.
     Drill(drill::DrillArgs),
-    /// Scenario files: `scenario import openapi|har` writes one from an OpenAPI description or
-    /// a browser recording.
-    Scenario(import::ScenarioArgs),
+    /// Scenario files: `scenario list` shows the built-ins, `scenario check FILE [--target URL]`
+    /// validates a file and tries one iteration of one user against the target; `scenario import
+    /// openapi|har` writes one from an OpenAPI description or a browser recording.
+    Scenario(scenario::ScenarioArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -88,7 +90,7 @@ pub fn main() -> ExitCode {
             Command::Report(args) => report::run(args),
             Command::Chaos(args) => chaos::run(args, cli.quiet, &shutdown()?).await,
             Command::Drill(args) => drill::run(args, cli.quiet, &shutdown()?).await,
-            Command::Scenario(args) => import::run_scenario(args),
+            Command::Scenario(args) => scenario::run(args).await,
         }
     });
     match outcome {

@@ -26,7 +26,7 @@ const DEFAULT_PROFILE: &str = "k6-baseline";
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Scenario: smoke, browse, checkout, ingest or health.
+    /// Scenario: a built-in name (smoke, browse, checkout, ingest, health) or a scenario file.
     #[arg(default_value = "checkout")]
     pub scenario: String,
     /// Base URL of the gateway under test. Without it the embedded stack is started, used and
