@@ -2,27 +2,18 @@
 //! overwrites one without `--force`, and bad input or an unwritable output is exit 2 with a
 //! message naming the file.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::cli::{repo, shakedown, stderr};
 
 fn import(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shakedown"))
+    shakedown()
         .args(["scenario", "import"])
         .args(args)
-        .env("RUST_LOG", "warn")
         .output()
         .expect("running shakedown")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(path)
-        .display()
-        .to_string()
 }
 
 #[test]

@@ -4,24 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::RecordingServer;
-
-fn shakedown(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shakedown"))
-        .env_remove("SHAKEDOWN_PROMETHEUS")
-        .env_remove("SHAKEDOWN_KAFKA")
-        .env("CI", "true")
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .output()
-        .expect("running shakedown")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::cli::{run as shakedown, text};
 
 fn write(dir: &Path, name: &str, yaml: &str) -> String {
     let path = dir.join(name);

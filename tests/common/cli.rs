@@ -84,3 +84,11 @@ pub fn prometheus_installed() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// A path in the repository, as an argument.
+pub fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
