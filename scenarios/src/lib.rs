@@ -18,6 +18,7 @@
 //! coordinated omission (from its iteration's intended start). See `reports/SCHEMA.md` for
 //! what ends up in the report.
 
+pub mod adhoc;
 mod assemble;
 pub mod capacity;
 mod error;

@@ -1,6 +1,7 @@
 //! Command-line interface: one subcommand a module, each turning flags into library calls; the
 //! library outcomes and errors become exit codes in one place, [`exit`].
 
+mod adhoc;
 mod capacity;
 mod chaos;
 mod deprecated;

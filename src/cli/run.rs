@@ -14,6 +14,7 @@ use reports::{Report, Verdict};
 use scenarios::{Overrides, Profile, RunSpec};
 use shop::stack::Stack;
 
+use super::adhoc::{self, UrlArgs};
 use super::exit::{self, Classify, Exit};
 use super::gate::{SloArgs, SloGate};
 use super::shutdown::Shutdown;
@@ -63,27 +64,42 @@ pub struct RunArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub stack: StackArgs,
+    #[command(flatten)]
+    pub url: UrlArgs,
 }
 
 pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
-    let profile = profile(&args)?;
+    let adhoc = adhoc::prepare(&args.url, args.users, args.rate, args.duration)?;
+    let profile = match &adhoc {
+        Some(adhoc) => adhoc.profile.clone(),
+        None => profile(&args)?,
+    };
     let gate = SloGate::load(&args.slo)?;
-    validate(&args.scenario, args.target.as_deref())?;
+    if adhoc.is_none() {
+        validate(&args.scenario, args.target.as_deref())?;
+    }
 
-    let (stack, target) = args
-        .stack
-        .target_or_start(args.target.as_deref(), quiet)
-        .await?;
+    let (stack, target) = match &adhoc {
+        Some(adhoc) => (None, adhoc.target.clone()),
+        None => {
+            args.stack
+                .target_or_start(args.target.as_deref(), quiet)
+                .await?
+        }
+    };
     if let Some(gate) = &gate
         && let Err(error) = gate.preflight(stack.as_ref()).await
     {
         stop(stack).await;
         return Err(error);
     }
+    let label = match (&adhoc, &args.url.url) {
+        (Some(_), Some(url)) => format!("{} {url}", args.url.method.to_ascii_uppercase()),
+        _ => args.scenario.clone(),
+    };
     if !quiet {
         eprintln!(
-            "running {} against {target} with profile {} ({}s planned)",
-            args.scenario,
+            "running {label} against {target} with profile {} ({}s planned)",
             profile.name,
             profile.planned_duration().as_secs()
         );
@@ -96,14 +112,18 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         quiet,
         thresholds: Vec::new(),
     };
-    let (mut report, failure) =
-        match report_of(scenarios::execute_until(spec, &shutdown.token()).await) {
-            Ok(split) => split,
-            Err(error) => {
-                stop(stack).await;
-                return Err(error.into());
-            }
-        };
+    let token = shutdown.token();
+    let result = match &adhoc {
+        Some(adhoc) => scenarios::execute_scenario(&adhoc.scenario, spec, &token).await,
+        None => scenarios::execute_until(spec, &token).await,
+    };
+    let (mut report, failure) = match report_of(result) {
+        Ok(split) => split,
+        Err(error) => {
+            stop(stack).await;
+            return Err(error.into());
+        }
+    };
 
     let slo_exit = match &gate {
         Some(gate) => gate.judge(&mut report, stack.as_ref(), quiet).await,
