@@ -248,7 +248,9 @@ fn a_kube_dry_run_prints_the_requests_without_a_cluster() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("GET /api/v1/namespaces/ecommerce/pods?labelSelector=app%3Dorder"),
+        stdout.contains(
+            "GET /api/v1/namespaces/ecommerce/pods?labelSelector=app.kubernetes.io%2Fname%3Dorder"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("\"gracePeriodSeconds\":0"), "{stdout}");

@@ -13,8 +13,8 @@ use common::cli::{all_output as describe, repo, run as call};
 use serde_json::Value as Json;
 use serde_yaml_ng::{Mapping, Value};
 
-/// Runs the scenario file for a few seconds at the smoke profile and returns the report.
-fn run_file(file: &Path, target: &str, out: &Path) -> Json {
+/// Runs the scenario file for `duration` at the smoke profile and returns the report.
+fn run_file(file: &Path, target: &str, out: &Path, duration: &str) -> Json {
     let output = call(&[
         "run",
         file.to_str().unwrap(),
@@ -23,7 +23,7 @@ fn run_file(file: &Path, target: &str, out: &Path) -> Json {
         "--profile",
         "smoke",
         "--duration",
-        "5s",
+        duration,
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -31,8 +31,9 @@ fn run_file(file: &Path, target: &str, out: &Path) -> Json {
     common::cli::json(&common::cli::only_run_dir(out).join("report.json"))
 }
 
-fn transactions(report: &Json) -> Vec<(String, u64, u64)> {
-    report["transactions"]
+/// Every transaction named ran at least once, without an error.
+fn assert_ran_clean(report: &Json, names: &[&str]) {
+    let seen: Vec<(String, u64, u64)> = report["transactions"]
         .as_array()
         .unwrap()
         .iter()
@@ -43,7 +44,15 @@ fn transactions(report: &Json) -> Vec<(String, u64, u64)> {
                 t["errors"].as_u64().unwrap(),
             )
         })
-        .collect()
+        .collect();
+    for name in names {
+        let (_, requests, errors) = seen
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no transaction {name}: {seen:?}"));
+        assert!(*requests > 0, "{name}");
+        assert_eq!(*errors, 0, "{name}: {seen:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,20 +129,11 @@ async fn the_openapi_import_checks_and_after_the_edits_it_asks_for_runs_clean() 
         "one iteration: {}",
         describe(&output)
     );
-    let report = run_file(&file, &target, &dir.path().join("runs"));
+    let report = run_file(&file, &target, &dir.path().join("runs"), "5s");
     stack.stop().await;
-    let seen = transactions(&report);
-    for name in kept_names
-        .iter()
-        .chain(["register".to_string(), "login".to_string()].iter())
-    {
-        let (_, requests, errors) = seen
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .unwrap_or_else(|| panic!("no transaction {name}: {seen:?}"));
-        assert!(*requests > 0, "{name}");
-        assert_eq!(*errors, 0, "{name}: {seen:?}");
-    }
+    let mut names: Vec<&str> = kept_names.iter().map(String::as_str).collect();
+    names.extend(["register", "login"]);
+    assert_ran_clean(&report, &names);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,25 +172,22 @@ async fn the_recording_of_the_embedded_stack_imports_and_replays() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("post_api_v1_payments"), "{stdout}");
 
-    let report = run_file(&file, &target, &dir.path().join("runs"));
+    // The recorded pauses (think times) add up to about 9 s an iteration: give each user time
+    // for a whole one.
+    let report = run_file(&file, &target, &dir.path().join("runs"), "20s");
     stack.stop().await;
-    let seen = transactions(&report);
-    for name in [
-        "post_api_v1_auth_register",
-        "post_api_v1_auth_login",
-        "get_api_v1_products",
-        "post_api_v1_cart_items",
-        "post_api_v1_orders",
-        "post_api_v1_payments",
-        "get_api_v1_orders_id",
-    ] {
-        let (_, requests, errors) = seen
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .unwrap_or_else(|| panic!("no transaction {name}: {seen:?}"));
-        assert!(*requests > 0, "{name}");
-        assert_eq!(*errors, 0, "{name}: {seen:?}");
-    }
+    assert_ran_clean(
+        &report,
+        &[
+            "post_api_v1_auth_register",
+            "post_api_v1_auth_login",
+            "get_api_v1_products",
+            "post_api_v1_cart_items",
+            "post_api_v1_orders",
+            "post_api_v1_payments",
+            "get_api_v1_orders_id",
+        ],
+    );
 }
 
 #[test]

@@ -22,34 +22,22 @@ struct Seen {
 fn recording_server() -> (String, Arc<Mutex<Vec<Seen>>>) {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let kept = seen.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let app = axum::Router::new().fallback(
-                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                    if uri.path() != "/health" {
-                        kept.lock().unwrap().push(Seen {
-                            method: method.to_string(),
-                            path: uri.to_string(),
-                            header: headers
-                                .get("x-test")
-                                .map(|v| v.to_str().unwrap().to_string()),
-                            body: String::from_utf8_lossy(&body).into_owned(),
-                        });
-                    }
-                    async { "{}" }
-                },
-            );
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            if uri.path() != "/health" {
+                kept.lock().unwrap().push(Seen {
+                    method: method.to_string(),
+                    path: uri.to_string(),
+                    header: headers
+                        .get("x-test")
+                        .map(|v| v.to_str().unwrap().to_string()),
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+            }
+            async { "{}" }
+        },
+    );
+    let url = common::serve_in_background(app);
     (url, seen)
 }
 
@@ -135,70 +123,41 @@ fn bad_url_mode_flags_exit_2_before_any_request() {
     let (base, seen) = recording_server();
     let url = format!("{base}/x");
     let missing = "/nonexistent/shakedown-body.json";
+    let body_file = format!("@{missing}");
+    // A complete command, then one mistake each.
+    let complete = ["--url", url.as_str(), "--users", "1", "--duration", "1s"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        complete
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let ftp = with(&[])
+        .into_iter()
+        .map(|a| {
+            if a == url {
+                "ftp://127.0.0.1/x".to_string()
+            } else {
+                a
+            }
+        })
+        .collect();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            vec!["--url".into(), url.clone(), "--users".into(), "1".into()],
+            complete[..4].iter().map(|s| s.to_string()).collect(),
             "--duration",
         ),
         (
-            vec![
-                "--url".into(),
-                url.clone(),
-                "--duration".into(),
-                "1s".into(),
-            ],
+            ["--url", url.as_str(), "--duration", "1s"]
+                .map(String::from)
+                .to_vec(),
             "--users",
         ),
-        (
-            vec![
-                "--url".into(),
-                url.clone(),
-                "--users".into(),
-                "1".into(),
-                "--duration".into(),
-                "1s".into(),
-                "-H".into(),
-                "no colon".into(),
-            ],
-            "--header",
-        ),
-        (
-            vec![
-                "--url".into(),
-                url.clone(),
-                "--users".into(),
-                "1".into(),
-                "--duration".into(),
-                "1s".into(),
-                "--body".into(),
-                format!("@{missing}"),
-            ],
-            missing,
-        ),
-        (
-            vec![
-                "--url".into(),
-                "ftp://127.0.0.1/x".into(),
-                "--users".into(),
-                "1".into(),
-                "--duration".into(),
-                "1s".into(),
-            ],
-            "http(s)",
-        ),
-        (
-            vec![
-                "--url".into(),
-                url.clone(),
-                "--target".into(),
-                base.clone(),
-                "--users".into(),
-                "1".into(),
-                "--duration".into(),
-                "1s".into(),
-            ],
-            "--target",
-        ),
+        (with(&["-H", "no colon"]), "--header"),
+        (with(&["--body", &body_file]), missing),
+        (ftp, "http(s)"),
+        (with(&["--target", &base]), "--target"),
     ];
     for (flags, says) in cases {
         let mut args = vec!["run".to_string()];

@@ -144,19 +144,28 @@ fn judge<T>(
     };
     let status = status.unwrap_or_default();
     if status != call.expect {
-        let code = parsed
-            .as_ref()
-            .and_then(|v| v.pointer("/error/code"))
-            .and_then(Value::as_str)
-            .map(|code| format!(" ({code})"))
-            .unwrap_or_default();
-        return Err((
-            ErrorKind::Status,
-            format!("expected {}, got {status}{code}", call.expect),
-        ));
+        return Err(status_error(&call.expect, status, parsed.as_ref()));
     }
     let value = parsed.ok_or_else(|| (ErrorKind::Check, "body is not JSON".to_string()))?;
     check(&value).map_err(|message| (ErrorKind::Check, message))
+}
+
+/// A `status` error: what was expected, what came, and the API's error code when its body has
+/// one (`{"error": {"code": ...}}`), which tells a 503 from shedding and one from a dead peer.
+pub(crate) fn status_error(
+    expected: &dyn std::fmt::Display,
+    status: u16,
+    body: Option<&Value>,
+) -> (ErrorKind, String) {
+    let code = body
+        .and_then(|v| v.pointer("/error/code"))
+        .and_then(Value::as_str)
+        .map(|code| format!(" ({code})"))
+        .unwrap_or_default();
+    (
+        ErrorKind::Status,
+        format!("expected {expected}, got {status}{code}"),
+    )
 }
 
 /// Classifies a transport failure and keeps its innermost cause, which reads like

@@ -114,6 +114,25 @@ fn uuid_like() -> String {
     format!("{nanos:x}{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Serves `app` on 127.0.0.1 (a free port) on its own thread and runtime, for the rest of the test
+/// process, so blocking tests can use it; returns its base URL.
+pub fn serve_in_background(app: axum::Router) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    url
+}
+
 /// A stand-in target on 127.0.0.1 that answers every request `200 {"status":"ok"}` and counts
 /// what it received, so a test can prove that nothing (or how much) was sent. It runs on its own
 /// thread and runtime, so blocking tests can use it too; it stops when dropped.

@@ -614,15 +614,10 @@ fn extract<'a>(
         None
     };
     if !checks.status.accepts(status) {
-        let code = parsed
-            .as_ref()
-            .and_then(|v| v.pointer("/error/code"))
-            .and_then(Value::as_str)
-            .map(|code| format!(" ({code})"))
-            .unwrap_or_default();
-        return Err((
-            ErrorKind::Status,
-            format!("expected {}, got {status}{code}", checks.status),
+        return Err(crate::request::status_error(
+            &checks.status,
+            status,
+            parsed.as_ref(),
         ));
     }
     if step.needs_json && parsed.is_none() {
