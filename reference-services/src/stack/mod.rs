@@ -106,43 +106,50 @@ impl Listeners {
             ("api-gateway", Some(port)) => port,
             _ => 0,
         };
-        let main = sockets::bind(SocketAddr::from(([127, 0, 0, 1], port))).map_err(|e| {
-            match (port, e) {
-                (0, source) => StackError::Bind {
-                    what: format!("binding a loopback port for {}", spec.name),
-                    source,
-                },
-                (_, sockets::BindError::InUse(in_use)) => StackError::GatewayPortInUse(in_use),
-                (_, source) => StackError::Bind {
-                    what: "the gateway port".to_string(),
-                    source,
-                },
-            }
-        })?;
-        let admin = sockets::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(|source| {
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        // Only an asked-for port can be taken (the gateway's): the kernel picks the others.
+        let (main, addr) = bind_listener(loopback(port), || match port {
+            0 => format!("binding a loopback port for {}", spec.name),
+            _ => "the gateway port".to_string(),
+        })
+        .map_err(|e| match e {
             StackError::Bind {
-                what: format!("binding a loopback admin port for {}", spec.name),
-                source,
-            }
+                source: sockets::BindError::InUse(in_use),
+                ..
+            } => StackError::GatewayPortInUse(in_use),
+            e => e,
         })?;
-        let local = |listener: &std::net::TcpListener, what: &str| {
-            listener.local_addr().map_err(|source| StackError::Bind {
-                what: format!("reading the address of {what} for {}", spec.name),
-                source: sockets::BindError::Socket {
-                    action: "reading the bound address of",
-                    addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                    source,
-                },
-            })
-        };
+        let (admin, admin_addr) = bind_listener(loopback(0), || {
+            format!("binding a loopback admin port for {}", spec.name)
+        })?;
         Ok(Self {
             spec,
-            addr: local(&main, "the listener")?,
-            admin_addr: local(&admin, "the admin listener")?,
+            addr,
+            admin_addr,
             main: Arc::new(main),
             admin: Arc::new(admin),
         })
     }
+}
+
+/// Binds `addr` and reads the address the kernel gave it; `what` names the listener in errors.
+fn bind_listener(
+    addr: SocketAddr,
+    what: impl Fn() -> String,
+) -> Result<(std::net::TcpListener, SocketAddr), StackError> {
+    let failed = |source| StackError::Bind {
+        what: what(),
+        source,
+    };
+    let listener = sockets::bind(addr).map_err(failed)?;
+    let bound = listener.local_addr().map_err(|source| {
+        failed(sockets::BindError::Socket {
+            action: "reading the bound address of",
+            addr,
+            source,
+        })
+    })?;
+    Ok((listener, bound))
 }
 
 /// `create_dir_all`, failing with [`StackError::DataDir`].
