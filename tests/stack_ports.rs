@@ -18,7 +18,7 @@ use std::{
 
 use common::{binary, start_stack};
 use shop::stack::{
-    PrometheusMode, Stack, StackOptions,
+    PrometheusMode, Stack, StackError, StackOptions,
     supervisor::{Event, EventKind},
 };
 
@@ -140,7 +140,11 @@ async fn a_taken_gateway_port_fails_the_start_at_once_naming_the_holder() {
         .await
         .expect("the start fails instead of retrying the taken port");
     let err = result.err().expect("the start fails");
-    let text = format!("{err:#}");
+    assert!(
+        matches!(err, StackError::GatewayPortInUse(_)),
+        "a usage problem, not the machine's: {err:?}"
+    );
+    let text = format!("{:#}", anyhow::Error::from(err));
     assert!(
         text.contains(&format!(
             "127.0.0.1:{port} is in use by pid {}",

@@ -5,6 +5,12 @@
 //! analytics-ingest, analytics, audit), sharing one platform layer (config, telemetry, health,
 //! shutdown, storage, events, fault injection), plus the embedded [`stack`] that runs them all on
 //! one machine against librdkafka's mock Kafka cluster.
+//!
+//! Errors are typed (thiserror) at the crate's public entry points — [`stack::StackError`] for
+//! starting the stack, the supervisor's and mock Kafka's errors for acting on it, and the checks,
+//! counts and validations the platform exposes — so callers can tell a usage problem from an
+//! infrastructure one; anyhow is used inside a service's own process (its `run`), as in any
+//! application.
 
 pub mod platform;
 pub mod proto;

@@ -162,6 +162,18 @@ impl Classify for scenarios::RunError {
     }
 }
 
+/// An embedded stack that cannot start is the machine's problem (ports, Kafka, a child that
+/// does not become ready, a missing Prometheus binary), except a gateway port the user asked for
+/// that is taken: they can pick another.
+impl Classify for shop::stack::StackError {
+    fn exit(&self) -> Exit {
+        match self {
+            shop::stack::StackError::GatewayPortInUse(_) => Exit::Usage,
+            _ => Exit::Unreachable,
+        }
+    }
+}
+
 /// Malformed files and values: usage errors naming file, line and field.
 macro_rules! usage_errors {
     ($($t:ty),* $(,)?) => {

@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use shop::stack::{PrometheusMode, Stack, StackOptions};
+use shop::stack::{PrometheusMode, Stack, StackError, StackOptions};
 
 use super::shutdown::Shutdown;
-use super::{Exit, exit::usage};
+use super::{
+    Exit,
+    exit::{Classified, Classify},
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
@@ -64,14 +67,18 @@ impl StackArgs {
     pub async fn start(&self, gateway_port: Option<u16>) -> Result<Stack> {
         let stack = Stack::start(self.options(gateway_port)?)
             .await
-            .map_err(
-                |e| match e.downcast_ref::<shop::platform::sockets::PortInUse>() {
-                    Some(_) => usage(format!(
-                        "{e:#}; stop it or choose another port with --gateway-port"
-                    )),
-                    None => e,
-                },
-            )?;
+            .map_err(|e| {
+                let hint = match &e {
+                    StackError::GatewayPortInUse(_) => {
+                        "; stop it or choose another port with --gateway-port"
+                    }
+                    _ => "",
+                };
+                let exit = e.exit();
+                // `{:#}` through anyhow: the message with its causes (e.g. the port's holder).
+                let message = format!("{:#}{hint}", anyhow::Error::from(e));
+                anyhow::Error::from(Classified { exit, message })
+            })?;
         if let Err(error) = write_endpoints(&stack) {
             stack.stop().await;
             return Err(error);

@@ -38,7 +38,20 @@ pub struct OutboxBacklog {
     pub pending_by_type: BTreeMap<String, u64>,
 }
 
-type CountFuture = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>;
+/// Why a count failed, whatever the counter's own error type.
+pub type CountError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why [`Accounting::report`] failed: which count, and the cause (part of the message, which
+/// `GET /admin/accounting` returns as is).
+#[derive(Debug, thiserror::Error)]
+pub enum AccountingError {
+    #[error("counting {name}: {error}")]
+    Count { name: String, error: CountError },
+    #[error("counting the outbox: {0}")]
+    Outbox(sqlx::Error),
+}
+
+type CountFuture = Pin<Box<dyn Future<Output = Result<u64, CountError>> + Send>>;
 type Counter = Arc<dyn Fn() -> CountFuture + Send + Sync>;
 
 /// The counts a service registered, and its outbox if it has one.
@@ -50,13 +63,19 @@ pub struct Accounting {
 
 impl Accounting {
     /// Adds the count `name`, computed on each request.
-    pub fn count<F, Fut>(&mut self, name: &str, counter: F)
+    pub fn count<F, Fut, E>(&mut self, name: &str, counter: F)
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<u64, String>> + Send + 'static,
+        Fut: Future<Output = Result<u64, E>> + Send + 'static,
+        E: Into<CountError>,
     {
-        self.counters
-            .push((name.to_string(), Arc::new(move || Box::pin(counter()))));
+        self.counters.push((
+            name.to_string(),
+            Arc::new(move || {
+                let count = counter();
+                Box::pin(async move { count.await.map_err(Into::into) })
+            }),
+        ));
     }
 
     /// Declares that the service publishes through `outbox`.
@@ -65,12 +84,13 @@ impl Accounting {
     }
 
     /// Every count now; the first that fails is named in the error.
-    pub async fn report(&self, service: &str) -> Result<AccountingReport, String> {
+    pub async fn report(&self, service: &str) -> Result<AccountingReport, AccountingError> {
         let mut counts = BTreeMap::new();
         for (name, counter) in &self.counters {
-            let n = counter()
-                .await
-                .map_err(|e| format!("counting {name}: {e}"))?;
+            let n = counter().await.map_err(|error| AccountingError::Count {
+                name: name.clone(),
+                error,
+            })?;
             counts.insert(name.clone(), n);
         }
         let outbox = match &self.outbox {
@@ -79,7 +99,7 @@ impl Accounting {
                 let pending_by_type = outbox
                     .pending_by_type()
                     .await
-                    .map_err(|e| format!("counting the outbox: {e}"))?;
+                    .map_err(AccountingError::Outbox)?;
                 Some(OutboxBacklog {
                     pending: pending_by_type.values().sum(),
                     pending_by_type,
@@ -99,12 +119,12 @@ pub async fn count_rows(
     pool: &sqlx::AnyPool,
     query: &str,
     bind: Option<&str>,
-) -> Result<u64, String> {
+) -> Result<u64, sqlx::Error> {
     let mut q = sqlx::query_as::<_, (i64,)>(query);
     if let Some(value) = bind {
         q = q.bind(value.to_string());
     }
-    let (n,) = q.fetch_one(pool).await.map_err(|e| e.to_string())?;
+    let (n,) = q.fetch_one(pool).await?;
     Ok(n.max(0) as u64)
 }
 
@@ -115,8 +135,8 @@ mod tests {
     #[tokio::test]
     async fn reports_every_count_and_no_outbox_when_none_was_declared() {
         let mut accounting = Accounting::default();
-        accounting.count("apples", || async { Ok(3) });
-        accounting.count("pears", || async { Ok(0) });
+        accounting.count("apples", || async { Ok::<_, String>(3) });
+        accounting.count("pears", || async { Ok::<_, String>(0) });
         let report = accounting.report("fruit").await.unwrap();
         assert_eq!(report.service, "fruit");
         assert_eq!(
@@ -133,6 +153,10 @@ mod tests {
         let mut accounting = Accounting::default();
         accounting.count("orders", || async { Err("database is locked".to_string()) });
         let error = accounting.report("order").await.unwrap_err();
-        assert_eq!(error, "counting orders: database is locked");
+        assert!(
+            matches!(&error, AccountingError::Count { name, .. } if name == "orders"),
+            "{error:?}"
+        );
+        assert_eq!(error.to_string(), "counting orders: database is locked");
     }
 }

@@ -247,10 +247,21 @@ pub fn is_transient(err: &KafkaError) -> bool {
     )
 }
 
+/// Why [`metadata_check`] failed; the messages are what `/ready` shows.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The cluster did not answer the metadata request.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// The blocking task that asks was cancelled or panicked.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Readiness check: the cluster answers a metadata request.
 pub fn metadata_check(
     producer: FutureProducer,
-) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), MetadataError>> + Send>>
 + Send
 + Sync
 + 'static {
@@ -262,10 +273,9 @@ pub fn metadata_check(
                     .client()
                     .fetch_metadata(None, Duration::from_secs(1))
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
             })
-            .await
-            .map_err(|e| e.to_string())?
+            .await??;
+            Ok(())
         })
     }
 }

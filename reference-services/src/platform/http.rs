@@ -275,7 +275,7 @@ async fn get_accounting(
 ) -> Result<Json<AccountingReport>, ApiError> {
     accounting.report(&service).await.map(Json).map_err(|e| {
         tracing::error!(error = %e, "accounting");
-        ApiError::internal(e)
+        ApiError::internal(e.to_string())
     })
 }
 

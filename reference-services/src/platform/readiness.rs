@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, pin::Pin, sync::Arc, time::Duration};
 
+// The message of a failed check, as `/ready` reports it.
 type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
 
@@ -14,14 +15,20 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Adds a check named `name`.
-    pub fn add<F, Fut>(&mut self, name: &str, check: F)
+    /// Adds a check named `name`; its error's message is what `/ready` shows for it.
+    pub fn add<F, Fut, E>(&mut self, name: &str, check: F)
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
     {
-        self.checks
-            .push((name.to_string(), Arc::new(move || Box::pin(check()))));
+        self.checks.push((
+            name.to_string(),
+            Arc::new(move || {
+                let outcome = check();
+                Box::pin(async move { outcome.await.map_err(|e| e.to_string()) })
+            }),
+        ));
     }
 
     /// Runs every check concurrently (2 s each); returns overall readiness and each outcome.
@@ -55,7 +62,7 @@ mod tests {
     #[tokio::test]
     async fn reports_each_failing_dependency() {
         let mut r = Readiness::default();
-        r.add("db", || async { Ok(()) });
+        r.add("db", || async { Ok::<_, String>(()) });
         r.add("kafka", || async { Err("no brokers".to_string()) });
         let (ready, report) = r.evaluate().await;
         assert!(!ready);

@@ -53,15 +53,39 @@ impl fmt::Display for PortInUse {
     }
 }
 
+/// Why [`bind`] failed: the address is taken (with its holder), or the socket call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(transparent)]
+    InUse(#[from] PortInUse),
+    /// `action` is what failed, e.g. `binding` or `listening on`.
+    #[error("{action} {addr}")]
+    Socket {
+        action: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Binds a listener on `addr` (port 0: the kernel picks a free one) with `SO_REUSEADDR`, as
-/// std's bind does, and a [`BACKLOG`]-long queue. A taken address is a [`PortInUse`] error.
-pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+/// std's bind does, and a [`BACKLOG`]-long queue. A taken address is [`BindError::InUse`].
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
+    let failed = |action: &'static str| {
+        move |source| BindError::Socket {
+            action,
+            addr,
+            source,
+        }
+    };
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
     }
-    .context("creating a TCP socket")?;
-    socket.set_reuseaddr(true)?;
+    .map_err(failed("creating a TCP socket for"))?;
+    socket
+        .set_reuseaddr(true)
+        .map_err(failed("setting SO_REUSEADDR for"))?;
     if let Err(e) = socket.bind(addr) {
         if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 {
             return Err(PortInUse {
@@ -70,13 +94,13 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
             }
             .into());
         }
-        return Err(e).with_context(|| format!("binding {addr}"));
+        return Err(failed("binding")(e));
     }
-    let listener = socket
-        .listen(BACKLOG)
-        .with_context(|| format!("listening on {addr}"))?;
+    let listener = socket.listen(BACKLOG).map_err(failed("listening on"))?;
     // Leaves tokio's reactor: whoever serves it registers it again (here or in a child).
-    listener.into_std().context("detaching the listener")
+    listener
+        .into_std()
+        .map_err(failed("detaching the listener on"))
 }
 
 /// A tokio listener on the inherited socket `fd` if given (named by `fd_var`), else bound on
@@ -229,7 +253,9 @@ mod tests {
         let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = held.local_addr().unwrap();
         let err = bind(addr).unwrap_err();
-        let in_use = err.downcast_ref::<PortInUse>().expect("a PortInUse error");
+        let BindError::InUse(in_use) = &err else {
+            panic!("a PortInUse error, not {err:?}")
+        };
         assert_eq!(in_use.addr, addr);
         let holder = in_use.holder.as_ref().expect("the holder is found");
         assert_eq!(holder.pid, std::process::id());

@@ -104,14 +104,20 @@ impl Db {
     }
 
     /// Readiness check: the database answers.
-    pub async fn ping(&self) -> Result<(), String> {
+    pub async fn ping(&self) -> Result<(), Unreachable> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(Unreachable)
     }
 }
+
+/// The database did not answer [`Db::ping`]. The message is the driver's own, as `/ready`
+/// shows it.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Unreachable(pub sqlx::Error);
 
 /// The URL without its password, for error messages.
 fn redact(url: &str) -> String {
@@ -173,5 +179,8 @@ mod tests {
             .unwrap();
         assert_eq!(n, 1);
         db.ping().await.unwrap();
+        db.pool.close().await;
+        let error = db.ping().await.unwrap_err();
+        assert!(matches!(error.0, sqlx::Error::PoolClosed), "{error:?}");
     }
 }

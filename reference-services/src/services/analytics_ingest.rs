@@ -57,6 +57,20 @@ struct Ingest {
     metrics: Arc<Metrics>,
 }
 
+/// What is wrong with a [`PageView`]; the message is the 400 response's.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPageView {
+    #[error("type must be {PAGE_VIEWED:?}")]
+    Type,
+    #[error("url must be 1 to {MAX_URL_CHARS} characters")]
+    Url,
+    #[error("product_id must be positive")]
+    ProductId,
+    /// `field` is `session_id` or `user_id`.
+    #[error("{field} must be at most {MAX_ID_CHARS} characters")]
+    IdTooLong { field: &'static str },
+}
+
 /// The body of `POST /v1/events`.
 #[derive(Debug, Deserialize)]
 pub struct PageView {
@@ -70,23 +84,23 @@ pub struct PageView {
 
 impl PageView {
     /// Checks the event; the error says what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidPageView> {
         if self.event_type != PAGE_VIEWED {
-            return Err(format!("type must be {PAGE_VIEWED:?}"));
+            return Err(InvalidPageView::Type);
         }
         let url = self.url.trim();
         if url.is_empty() || url.chars().count() > MAX_URL_CHARS {
-            return Err(format!("url must be 1 to {MAX_URL_CHARS} characters"));
+            return Err(InvalidPageView::Url);
         }
         if self.product_id.is_some_and(|id| id <= 0) {
-            return Err("product_id must be positive".to_string());
+            return Err(InvalidPageView::ProductId);
         }
         for (name, value) in [("session_id", &self.session_id), ("user_id", &self.user_id)] {
             if value
                 .as_ref()
                 .is_some_and(|v| v.chars().count() > MAX_ID_CHARS)
             {
-                return Err(format!("{name} must be at most {MAX_ID_CHARS} characters"));
+                return Err(InvalidPageView::IdTooLong { field: name });
             }
         }
         Ok(())
@@ -107,7 +121,8 @@ async fn ingest_event(
     State(ingest): State<Ingest>,
     ApiJson(view): ApiJson<PageView>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    view.validate().map_err(ApiError::bad_request)?;
+    view.validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let envelope = Envelope::new(
         PAGE_VIEWED,
         json!({
@@ -162,18 +177,32 @@ mod tests {
     #[test]
     fn accepts_page_views_only() {
         assert!(view("page.viewed", "/products/1").validate().is_ok());
-        assert!(view("order.created", "/products/1").validate().is_err());
-        assert!(view("page.viewed", " ").validate().is_err());
-        assert!(
-            view("page.viewed", &"u".repeat(MAX_URL_CHARS + 1))
-                .validate()
-                .is_err()
+        let wrong_type = view("order.created", "/products/1").validate().unwrap_err();
+        assert_eq!(wrong_type, InvalidPageView::Type);
+        assert_eq!(wrong_type.to_string(), r#"type must be "page.viewed""#);
+        assert_eq!(
+            view("page.viewed", " ").validate(),
+            Err(InvalidPageView::Url)
+        );
+        assert_eq!(
+            view("page.viewed", &"u".repeat(MAX_URL_CHARS + 1)).validate(),
+            Err(InvalidPageView::Url)
         );
         let bad_product = PageView {
             product_id: Some(0),
             ..view("page.viewed", "/p")
         };
-        assert!(bad_product.validate().unwrap_err().contains("product_id"));
+        let error = bad_product.validate().unwrap_err();
+        assert_eq!(error, InvalidPageView::ProductId);
+        assert_eq!(error.to_string(), "product_id must be positive");
+        let long_session = PageView {
+            session_id: Some("s".repeat(MAX_ID_CHARS + 1)),
+            ..view("page.viewed", "/p")
+        };
+        assert_eq!(
+            long_session.validate().unwrap_err().to_string(),
+            format!("session_id must be at most {MAX_ID_CHARS} characters")
+        );
     }
 
     #[test]

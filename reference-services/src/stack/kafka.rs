@@ -5,14 +5,45 @@
 
 use std::{sync::mpsc, thread};
 
-use anyhow::{Context, Result, anyhow};
-use rdkafka::mocking::MockCluster;
+use rdkafka::{error::KafkaError, mocking::MockCluster};
 use tokio::sync::oneshot;
 
 use crate::platform::events::ALL_TOPICS;
 
 /// Partitions per topic in the embedded cluster.
 pub const PARTITIONS: i32 = 3;
+
+/// What went wrong with the mock cluster; librdkafka's own error is part of the message.
+#[derive(Debug, thiserror::Error)]
+pub enum MockKafkaError {
+    #[error("starting mock Kafka cluster: {0}")]
+    Start(KafkaError),
+    #[error("creating topic {topic}: {error}")]
+    CreateTopic {
+        topic: &'static str,
+        error: KafkaError,
+    },
+    #[error("spawning the mock Kafka thread: {0}")]
+    Thread(std::io::Error),
+    #[error("mock Kafka thread ended before starting")]
+    EndedBeforeStart,
+    #[error("no broker {id}: brokers are {brokers:?}")]
+    NoBroker {
+        id: i32,
+        brokers: std::ops::RangeInclusive<i32>,
+    },
+    /// `change` is `down` or `up`.
+    #[error("broker {id} {change}: {error}")]
+    Broker {
+        id: i32,
+        change: &'static str,
+        error: KafkaError,
+    },
+    #[error("mock Kafka thread is gone")]
+    Gone,
+}
+
+type Result<T, E = MockKafkaError> = std::result::Result<T, E>;
 
 enum Command {
     Down(i32, oneshot::Sender<Result<()>>),
@@ -38,14 +69,14 @@ impl MockKafka {
                 let cluster = match MockCluster::new(brokers) {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(anyhow!("starting mock Kafka cluster: {e}")));
+                        let _ = ready_tx.send(Err(MockKafkaError::Start(e)));
                         return;
                     }
                 };
                 let replication = brokers.min(3);
                 for topic in ALL_TOPICS {
                     if let Err(e) = cluster.create_topic(topic, PARTITIONS, replication) {
-                        let _ = ready_tx.send(Err(anyhow!("creating topic {topic}: {e}")));
+                        let _ = ready_tx.send(Err(MockKafkaError::CreateTopic { topic, error: e }));
                         return;
                     }
                 }
@@ -54,26 +85,30 @@ impl MockKafka {
                 for command in inbox {
                     match command {
                         Command::Down(id, reply) => {
-                            let _ = reply.send(
-                                cluster
-                                    .broker_down(id)
-                                    .map_err(|e| anyhow!("broker {id} down: {e}")),
-                            );
+                            let _ = reply.send(cluster.broker_down(id).map_err(|error| {
+                                MockKafkaError::Broker {
+                                    id,
+                                    change: "down",
+                                    error,
+                                }
+                            }));
                         }
                         Command::Up(id, reply) => {
-                            let _ = reply.send(
-                                cluster
-                                    .broker_up(id)
-                                    .map_err(|e| anyhow!("broker {id} up: {e}")),
-                            );
+                            let _ = reply.send(cluster.broker_up(id).map_err(|error| {
+                                MockKafkaError::Broker {
+                                    id,
+                                    change: "up",
+                                    error,
+                                }
+                            }));
                         }
                     }
                 }
             })
-            .context("spawning the mock Kafka thread")?;
+            .map_err(MockKafkaError::Thread)?;
         let bootstrap = ready_rx
             .recv()
-            .context("mock Kafka thread ended before starting")??;
+            .map_err(|_| MockKafkaError::EndedBeforeStart)??;
         Ok(Self {
             bootstrap,
             brokers,
@@ -106,16 +141,16 @@ impl MockKafka {
         make: fn(i32, oneshot::Sender<Result<()>>) -> Command,
     ) -> Result<()> {
         if !self.broker_ids().contains(&id) {
-            return Err(anyhow!(
-                "no broker {id}: brokers are {:?}",
-                self.broker_ids()
-            ));
+            return Err(MockKafkaError::NoBroker {
+                id,
+                brokers: self.broker_ids(),
+            });
         }
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(id, tx))
-            .map_err(|_| anyhow!("mock Kafka thread is gone"))?;
-        rx.await.map_err(|_| anyhow!("mock Kafka thread is gone"))?
+            .map_err(|_| MockKafkaError::Gone)?;
+        rx.await.map_err(|_| MockKafkaError::Gone)?
     }
 }
 
@@ -160,13 +195,11 @@ mod tests {
         }
         kafka.broker_down(2).await.unwrap();
         kafka.broker_up(2).await.unwrap();
+        let error = kafka.broker_down(9).await.unwrap_err();
         assert!(
-            kafka
-                .broker_down(9)
-                .await
-                .unwrap_err()
-                .to_string()
-                .contains("no broker 9")
+            matches!(error, MockKafkaError::NoBroker { id: 9, .. }),
+            "{error:?}"
         );
+        assert_eq!(error.to_string(), "no broker 9: brokers are 1..=3");
     }
 }

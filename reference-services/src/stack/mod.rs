@@ -13,6 +13,7 @@
 //! lose a port in between; and a port asked for that is taken fails the start at once, naming its
 //! holder, before anything is started.
 
+mod error;
 pub mod kafka;
 pub mod prometheus;
 pub mod supervisor;
@@ -25,15 +26,15 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
 use crate::{
     platform::{jwt::random_secret, sockets},
     services::{self, ServiceSpec},
 };
+pub use error::StackError;
 use kafka::MockKafka;
-use supervisor::{ChildSpec, Supervisor};
+use supervisor::{ChildSpec, Supervisor, SupervisorError};
 
 /// Whether to run a Prometheus next to the services.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56,7 +57,7 @@ pub struct StackOptions {
     pub prometheus: PrometheusMode,
     pub brokers: i32,
     /// Gateway port on 127.0.0.1; `None` lets the kernel pick one. A taken port fails the start
-    /// with a [`sockets::PortInUse`] error.
+    /// with [`StackError::GatewayPortInUse`].
     pub gateway_port: Option<u16>,
     pub ready_timeout: Duration,
     /// Extra environment for every service (e.g. `FAULT_LATENCY_MS`, `RUST_LOG`).
@@ -100,28 +101,63 @@ struct Listeners {
 }
 
 impl Listeners {
-    fn bind(spec: ServiceSpec, gateway_port: Option<u16>) -> Result<Self> {
+    fn bind(spec: ServiceSpec, gateway_port: Option<u16>) -> Result<Self, StackError> {
         let port = match (spec.name, gateway_port) {
             ("api-gateway", Some(port)) => port,
             _ => 0,
         };
-        let main =
-            sockets::bind(SocketAddr::from(([127, 0, 0, 1], port))).with_context(
-                || match port {
-                    0 => format!("binding a loopback port for {}", spec.name),
-                    _ => "the gateway port".to_string(),
-                },
-            )?;
-        let admin = sockets::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .with_context(|| format!("binding a loopback admin port for {}", spec.name))?;
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        // Only an asked-for port can be taken (the gateway's): the kernel picks the others.
+        let (main, addr) = bind_listener(loopback(port), || match port {
+            0 => format!("binding a loopback port for {}", spec.name),
+            _ => "the gateway port".to_string(),
+        })
+        .map_err(|e| match e {
+            StackError::Bind {
+                source: sockets::BindError::InUse(in_use),
+                ..
+            } => StackError::GatewayPortInUse(in_use),
+            e => e,
+        })?;
+        let (admin, admin_addr) = bind_listener(loopback(0), || {
+            format!("binding a loopback admin port for {}", spec.name)
+        })?;
         Ok(Self {
             spec,
-            addr: main.local_addr()?,
-            admin_addr: admin.local_addr()?,
+            addr,
+            admin_addr,
             main: Arc::new(main),
             admin: Arc::new(admin),
         })
     }
+}
+
+/// Binds `addr` and reads the address the kernel gave it; `what` names the listener in errors.
+fn bind_listener(
+    addr: SocketAddr,
+    what: impl Fn() -> String,
+) -> Result<(std::net::TcpListener, SocketAddr), StackError> {
+    let failed = |source| StackError::Bind {
+        what: what(),
+        source,
+    };
+    let listener = sockets::bind(addr).map_err(failed)?;
+    let bound = listener.local_addr().map_err(|source| {
+        failed(sockets::BindError::Socket {
+            action: "reading the bound address of",
+            addr,
+            source,
+        })
+    })?;
+    Ok((listener, bound))
+}
+
+/// `create_dir_all`, failing with [`StackError::DataDir`].
+fn create_dir(path: &Path) -> Result<(), StackError> {
+    std::fs::create_dir_all(path).map_err(|source| StackError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A running embedded stack.
@@ -136,24 +172,27 @@ pub struct Stack {
 
 impl Stack {
     /// Starts everything and waits until every service is ready.
-    pub async fn start(options: StackOptions) -> Result<Self> {
+    pub async fn start(options: StackOptions) -> Result<Self, StackError> {
+        // Bad options fail before anything is created or started.
+        let prometheus_binary = Self::prometheus_binary(&options.prometheus)?;
         let (temp, data_dir) = match &options.data_dir {
             Some(dir) => (None, dir.clone()),
             None => {
                 let temp = tempfile::Builder::new()
                     .prefix("shakedown-stack-")
-                    .tempdir()?;
+                    .tempdir()
+                    .map_err(StackError::TempDir)?;
                 let path = temp.path().to_path_buf();
                 (Some(temp), path)
             }
         };
         let logs = data_dir.join("logs");
-        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        create_dir(&logs)?;
         // First, before anything runs: a taken gateway port is reported at once.
         let endpoints = services::ALL
             .iter()
             .map(|spec| Listeners::bind(*spec, options.gateway_port))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let kafka = MockKafka::start(options.brokers)?;
 
         let secret = String::from_utf8(random_secret()).expect("hex is UTF-8");
@@ -208,15 +247,20 @@ impl Stack {
             });
         }
 
-        let with_prometheus = match Self::prometheus_binary(&options.prometheus)? {
+        let with_prometheus = match prometheus_binary {
             Some(binary) => {
                 let dir = data_dir.join("prometheus");
-                std::fs::create_dir_all(&dir)?;
+                create_dir(&dir)?;
                 let targets: Vec<_> = endpoints
                     .iter()
                     .map(|s| (s.spec.name.to_string(), s.addr.to_string()))
                     .collect();
-                let config = prometheus::write_config(&dir, &targets)?;
+                let config = prometheus::write_config(&dir, &targets).map_err(|source| {
+                    StackError::PrometheusConfig {
+                        path: prometheus::config_file(&dir),
+                        source,
+                    }
+                })?;
                 supervisor.add(
                     ChildSpec {
                         name: "prometheus".into(),
@@ -241,10 +285,10 @@ impl Stack {
             data_dir,
             _temp: temp,
         };
-        if let Err(e) = stack.supervisor.wait_all_ready(options.ready_timeout).await {
-            let hints = stack.log_tails(12);
+        if let Err(error) = stack.supervisor.wait_all_ready(options.ready_timeout).await {
+            let logs = stack.log_tails(12);
             stack.supervisor.stop().await;
-            bail!("the embedded stack did not start: {e:#}\n{hints}");
+            return Err(StackError::NotReady { error, logs });
         }
         // Known once Prometheus is ready: it announced the port the kernel gave it.
         if with_prometheus {
@@ -254,12 +298,14 @@ impl Stack {
         Ok(stack)
     }
 
-    fn prometheus_binary(mode: &PrometheusMode) -> Result<Option<PathBuf>> {
+    fn prometheus_binary(mode: &PrometheusMode) -> Result<Option<PathBuf>, StackError> {
         Ok(match mode {
             PrometheusMode::Off => None,
             PrometheusMode::Auto => prometheus::find_on_path(),
             PrometheusMode::Binary(path) if path.is_file() => Some(path.clone()),
-            PrometheusMode::Binary(path) => bail!("no Prometheus binary at {}", path.display()),
+            PrometheusMode::Binary(path) => {
+                return Err(StackError::NoPrometheusBinary(path.clone()));
+            }
         })
     }
 
@@ -321,12 +367,81 @@ impl Stack {
     }
 
     /// SIGKILLs the running process of `service`; the supervisor restarts it.
-    pub fn kill(&self, service: &str) -> Result<u32> {
+    pub fn kill(&self, service: &str) -> Result<u32, SupervisorError> {
         self.supervisor.signal(service, Signal::SIGKILL)
     }
 
     /// Stops every service and Prometheus, then the Kafka cluster.
     pub async fn stop(mut self) {
         self.supervisor.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options whose start fails before any child runs (the executable does not exist).
+    fn options(data_dir: &Path) -> StackOptions {
+        let mut options = StackOptions::new(PathBuf::from("/nonexistent/shakedown"));
+        options.data_dir = Some(data_dir.to_path_buf());
+        options.prometheus = PrometheusMode::Off;
+        options
+    }
+
+    #[tokio::test]
+    async fn a_data_dir_that_cannot_be_created_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "not a directory").unwrap();
+        let error = Stack::start(options(&file.join("stack")))
+            .await
+            .err()
+            .expect("the start fails");
+        let logs = file.join("stack").join("logs");
+        match &error {
+            StackError::DataDir { path, .. } => assert_eq!(path, &logs),
+            other => panic!("expected DataDir, got {other:?}"),
+        }
+        assert_eq!(error.to_string(), format!("creating {}", logs.display()));
+    }
+
+    #[tokio::test]
+    async fn a_missing_prometheus_binary_fails_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("stack");
+        let mut options = options(&data);
+        options.prometheus = PrometheusMode::Binary(dir.path().join("no-prometheus"));
+        let error = Stack::start(options).await.err().expect("the start fails");
+        assert!(
+            matches!(&error, StackError::NoPrometheusBinary(p) if p.ends_with("no-prometheus")),
+            "{error:?}"
+        );
+        assert!(!data.exists(), "nothing was created");
+    }
+
+    #[tokio::test]
+    async fn a_taken_gateway_port_is_a_gateway_port_in_use_error_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let mut options = options(dir.path());
+        options.gateway_port = Some(port);
+        let error = Stack::start(options).await.err().expect("the start fails");
+        let StackError::GatewayPortInUse(in_use) = &error else {
+            panic!("expected GatewayPortInUse, got {error:?}");
+        };
+        assert_eq!(in_use.addr.port(), port);
+        assert_eq!(
+            in_use.holder.as_ref().map(|h| h.pid),
+            Some(std::process::id())
+        );
+        let chain = format!("{:#}", anyhow::Error::from(error));
+        assert!(
+            chain.starts_with(&format!(
+                "the gateway port: 127.0.0.1:{port} is in use by pid"
+            )),
+            "{chain}"
+        );
     }
 }

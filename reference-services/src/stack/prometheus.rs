@@ -13,8 +13,6 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result};
-
 use super::supervisor::Announce;
 
 /// Where the embedded Prometheus listens: the kernel picks the port.
@@ -31,8 +29,14 @@ pub fn find_on_path() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Writes the scrape config for `targets` (service name, `host:port`) into `dir`.
-pub fn write_config(dir: &Path, targets: &[(String, String)]) -> Result<PathBuf> {
+/// The file [`write_config`] writes in `dir`.
+pub fn config_file(dir: &Path) -> PathBuf {
+    dir.join("prometheus.yml")
+}
+
+/// Writes the scrape config for `targets` (service name, `host:port`) into
+/// [`config_file`]`(dir)`.
+pub fn write_config(dir: &Path, targets: &[(String, String)]) -> std::io::Result<PathBuf> {
     let mut config = format!(
         "# Written by shakedown for the embedded stack.\nglobal:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: {SCRAPE_INTERVAL}\nscrape_configs:\n"
     );
@@ -42,8 +46,8 @@ pub fn write_config(dir: &Path, targets: &[(String, String)]) -> Result<PathBuf>
             "  - job_name: {name}\n    static_configs:\n      - targets: ['{address}']\n"
         ));
     }
-    let file = dir.join("prometheus.yml");
-    std::fs::write(&file, config).with_context(|| format!("writing {}", file.display()))?;
+    let file = config_file(dir);
+    std::fs::write(&file, config)?;
     Ok(file)
 }
 

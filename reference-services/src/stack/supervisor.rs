@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::Context;
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::{
     process::{Child, Command},
@@ -36,6 +36,37 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// A child that ran this long is considered healthy again: its back-off starts over.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// A supervisor call that could not be done: the service is unknown, not running or not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("{service} depends on {dependency}, which was not added first")]
+    DependencyOrder { service: String, dependency: String },
+    /// `waiting` are the children not ready at the deadline.
+    #[error("not ready after {timeout:?}: {} (first seen waiting: {first})", .waiting.join(", "))]
+    NotReady {
+        timeout: Duration,
+        waiting: Vec<String>,
+        first: String,
+    },
+    #[error("{service} not ready after {timeout:?}")]
+    ServiceNotReady { service: String, timeout: Duration },
+    #[error("{0} is no longer supervised")]
+    NoLongerSupervised(String),
+    #[error("no supervised service named {0:?}")]
+    Unknown(String),
+    #[error("{0} is not running right now")]
+    NotRunning(String),
+    #[error("sending {signal} to {service} (pid {pid}): {errno}")]
+    Signal {
+        signal: Signal,
+        service: String,
+        pid: u32,
+        errno: nix::errno::Errno,
+    },
+}
+
+type Result<T, E = SupervisorError> = std::result::Result<T, E>;
 
 /// What to run for one service.
 #[derive(Clone, Debug, Default)]
@@ -144,8 +175,9 @@ impl Supervisor {
                 self.children
                     .get(*d)
                     .map(|c| c.ready.subscribe())
-                    .ok_or_else(|| {
-                        anyhow!("{} depends on {d}, which was not added first", spec.name)
+                    .ok_or_else(|| SupervisorError::DependencyOrder {
+                        service: spec.name.clone(),
+                        dependency: d.to_string(),
                     })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -182,12 +214,13 @@ impl Supervisor {
                     .children
                     .iter()
                     .filter(|(_, s)| !*s.ready.borrow())
-                    .map(|(n, _)| n.as_str())
+                    .map(|(n, _)| n.clone())
                     .collect();
-                return Err(anyhow!(
-                    "not ready after {timeout:?}: {} (first seen waiting: {name})",
-                    waiting.join(", ")
-                ));
+                return Err(SupervisorError::NotReady {
+                    timeout,
+                    waiting,
+                    first: name.clone(),
+                });
             }
         }
         Ok(())
@@ -198,8 +231,11 @@ impl Supervisor {
         let mut rx = self.state(service)?.ready.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|r| *r))
             .await
-            .map_err(|_| anyhow!("{service} not ready after {timeout:?}"))?
-            .map_err(|_| anyhow!("{service} is no longer supervised"))?;
+            .map_err(|_| SupervisorError::ServiceNotReady {
+                service: service.to_string(),
+                timeout,
+            })?
+            .map_err(|_| SupervisorError::NoLongerSupervised(service.to_string()))?;
         Ok(())
     }
 
@@ -231,9 +267,15 @@ impl Supervisor {
     pub fn signal(&self, service: &str, signal: Signal) -> Result<u32> {
         let pid = self
             .pid(service)?
-            .ok_or_else(|| anyhow!("{service} is not running right now"))?;
-        nix::sys::signal::kill(Pid::from_raw(pid as i32), signal)
-            .with_context(|| format!("sending {signal} to {service} (pid {pid})"))?;
+            .ok_or_else(|| SupervisorError::NotRunning(service.to_string()))?;
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), signal).map_err(|errno| {
+            SupervisorError::Signal {
+                signal,
+                service: service.to_string(),
+                pid,
+                errno,
+            }
+        })?;
         Ok(pid)
     }
 
@@ -246,7 +288,7 @@ impl Supervisor {
     fn state(&self, service: &str) -> Result<&Arc<ChildState>> {
         self.children
             .get(service)
-            .ok_or_else(|| anyhow!("no supervised service named {service:?}"))
+            .ok_or_else(|| SupervisorError::Unknown(service.to_string()))
     }
 }
 
@@ -309,7 +351,7 @@ impl Monitor {
     }
 
     /// Starts one incarnation; also returns where its output starts in the log.
-    fn spawn(&self) -> Result<(Child, u64)> {
+    fn spawn(&self) -> anyhow::Result<(Child, u64)> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -482,6 +524,32 @@ fn announced(log: &std::path::Path, offset: u64, marker: &str) -> Option<SocketA
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn unknown_services_and_dependencies_are_typed_errors() {
+        let mut supervisor = Supervisor::new();
+        let spec = ChildSpec {
+            name: "order".into(),
+            program: "/nonexistent/program".into(),
+            ..ChildSpec::default()
+        };
+        let error = supervisor.add(spec, &["product"]).unwrap_err();
+        assert!(
+            matches!(&error, SupervisorError::DependencyOrder { service, dependency }
+                if service == "order" && dependency == "product"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "order depends on product, which was not added first"
+        );
+        let error = supervisor.signal("audit", Signal::SIGKILL).unwrap_err();
+        assert!(
+            matches!(&error, SupervisorError::Unknown(s) if s == "audit"),
+            "{error:?}"
+        );
+        assert_eq!(error.to_string(), r#"no supervised service named "audit""#);
+    }
 
     #[test]
     fn the_announced_address_is_read_from_this_incarnation_only() {
