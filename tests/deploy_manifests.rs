@@ -13,6 +13,7 @@
 
 #[path = "deploy_manifests/chaos.rs"]
 mod chaos_examples;
+mod common;
 #[path = "deploy_manifests/schemas.rs"]
 mod schemas;
 
@@ -848,7 +849,7 @@ fn load_generator_is_an_indexed_job() {
     assert_hardened_pod("load Job", pod);
     let c = &pod["containers"][0];
     let args = strs(&c["args"]);
-    assert_eq!(&args[..2], ["run", "checkout"], "{args:?}");
+    assert_eq!(&args[..2], ["run", "/scenario/scenario.yaml"], "{args:?}");
     let flag = |f: &str| args.iter().position(|a| *a == f).map(|i| args[i + 1]);
     assert_eq!(flag("--target"), Some("http://api-gateway.ecommerce:8080"));
     assert_eq!(flag("--profile"), Some("k6-baseline"));
@@ -875,6 +876,41 @@ fn load_generator_is_an_indexed_job() {
     assert!(
         volume.get("emptyDir").is_some(),
         "reports are written to an emptyDir"
+    );
+
+    // The scenario file comes from the generated ConfigMap (its name carries a content hash),
+    // mounted where the args name it, and it is a valid scenario.
+    let mount = c["volumeMounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["mountPath"] == "/scenario"))
+        .expect("the scenario directory is mounted");
+    let volume = pod["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
+        .expect("scenario volume");
+    let config_map = volume["configMap"]["name"]
+        .as_str()
+        .expect("a ConfigMap volume");
+    let generated = of_kind(&docs, "ConfigMap")
+        .into_iter()
+        .find(|m| name(m) == config_map)
+        .unwrap_or_else(|| panic!("the Job mounts ConfigMap {config_map}, which is rendered"));
+    assert!(
+        config_map.starts_with("shakedown-scenario-"),
+        "{config_map}"
+    );
+    let scenario = generated["data"]["scenario.yaml"]
+        .as_str()
+        .expect("scenario.yaml in the ConfigMap");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scenario.yaml");
+    std::fs::write(&file, scenario).unwrap();
+    let output = common::cli::run(&["scenario", "check", file.to_str().unwrap()]);
+    assert_eq!(
+        common::cli::code(&output),
+        0,
+        "{}",
+        common::cli::all_output(&output)
     );
 }
 

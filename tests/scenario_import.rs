@@ -31,6 +31,19 @@ fn run_file(file: &Path, target: &str, out: &Path, duration: &str) -> Json {
     common::cli::json(&common::cli::only_run_dir(out).join("report.json"))
 }
 
+/// `scenario import KIND INPUT --out FILE`, which must succeed.
+fn import(kind: &str, input: &str, file: &Path) {
+    let output = call(&[
+        "scenario",
+        "import",
+        kind,
+        &repo(input),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+}
+
 /// Every transaction named ran at least once, without an error.
 fn assert_ran_clean(report: &Json, names: &[&str]) {
     let seen: Vec<(String, u64, u64)> = report["transactions"]
@@ -59,15 +72,7 @@ fn assert_ran_clean(report: &Json, names: &[&str]) {
 async fn the_openapi_import_checks_and_after_the_edits_it_asks_for_runs_clean() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gateway.yaml");
-    let output = call(&[
-        "scenario",
-        "import",
-        "openapi",
-        &repo("reference-services/openapi.yaml"),
-        "--out",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    import("openapi", "reference-services/openapi.yaml", &file);
     let output = call(&["scenario", "check", file.to_str().unwrap()]);
     assert_eq!(
         output.status.code(),
@@ -140,15 +145,7 @@ async fn the_openapi_import_checks_and_after_the_edits_it_asks_for_runs_clean() 
 async fn the_recording_of_the_embedded_stack_imports_and_replays() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("journey.yaml");
-    let output = call(&[
-        "scenario",
-        "import",
-        "har",
-        &repo("scenarios/tests/fixtures/embedded-stack.har"),
-        "--out",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    import("har", "scenarios/tests/fixtures/embedded-stack.har", &file);
     let output = call(&["scenario", "check", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 

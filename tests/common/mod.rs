@@ -117,6 +117,14 @@ fn uuid_like() -> String {
 /// Serves `app` on 127.0.0.1 (a free port) on its own thread and runtime, for the rest of the test
 /// process, so blocking tests can use it; returns its base URL.
 pub fn serve_in_background(app: axum::Router) -> String {
+    serve_until(app, std::future::pending())
+}
+
+/// [`serve_in_background`] until `stop` completes.
+fn serve_until(
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -127,7 +135,9 @@ pub fn serve_in_background(app: axum::Router) -> String {
             .unwrap();
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await;
         });
     });
     url
@@ -147,27 +157,13 @@ impl RecordingServer {
         use std::sync::atomic::{AtomicU64, Ordering};
         let requests = std::sync::Arc::new(AtomicU64::new(0));
         let counted = requests.clone();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let app = axum::Router::new().fallback(move || {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    async { axum::Json(json!({"status": "ok"})) }
-                });
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
+        let app = axum::Router::new().fallback(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { axum::Json(json!({"status": "ok"})) }
+        });
+        let url = serve_until(app, async {
+            let _ = stopped.await;
         });
         RecordingServer {
             url,
