@@ -56,6 +56,19 @@ impl Drop for Running {
     }
 }
 
+/// A test needs `tool` and it is missing: in CI (`CI` set, not `false`/`0`) that fails the test
+/// naming the tool, since the machine is supposed to have it; elsewhere the caller skips after
+/// this message. The rule of `slo::testing::missing_tool`, here because shop and slo do not
+/// depend on each other.
+pub fn missing_tool(tool: &str, install: &str) {
+    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !in_ci,
+        "{tool} is needed by this test and is missing on this CI machine: {install}"
+    );
+    eprintln!("SKIP: {tool} is not installed ({install})");
+}
+
 /// The test configuration of service `name` (data in `dir`) with Kafka at `bootstrap`.
 pub fn config(name: &str, dir: &Path, bootstrap: &str) -> ServiceConfig {
     ServiceConfig {
@@ -169,13 +182,10 @@ impl RedisServer {
         let child = match spawned {
             Ok(child) => child,
             Err(e) => {
-                let message = format!("redis-server is not available ({e})");
-                // In CI a skipped test must not pass: the machine is supposed to have it.
-                assert!(
-                    std::env::var("CI").is_err(),
-                    "{message}: needed by this test on a CI machine"
+                missing_tool(
+                    &format!("redis-server ({e})"),
+                    "scripts/setup.sh installs it",
                 );
-                eprintln!("skipping: {message}");
                 return None;
             }
         };

@@ -226,12 +226,16 @@ fn effective_thresholds(spec: &RunSpec) -> Vec<Threshold> {
 
 /// Checks what can be checked without sending anything — the scenario exists and is valid
 /// (a scenario file is read and checked completely), the target is an http(s) base URL — and
-/// returns the normalized target. [`execute`] does the same first;
-/// callers use this to refuse a bad run before they start anything (a stack, a banner).
+/// returns the resolved scenario and the normalized target. [`execute`] does the same first;
+/// callers use this to refuse a bad run before they start anything (a stack, a banner), and
+/// run the scenario they got with [`execute_scenario`] so a file is read once.
 /// `target` is `None` when it is not known yet (an embedded stack still to start).
-pub fn validate(scenario: &str, target: Option<&str>) -> Result<Option<String>, RunError> {
-    Scenario::resolve(scenario)?;
-    target.map(normalize_target).transpose()
+pub fn validate(
+    scenario: &str,
+    target: Option<&str>,
+) -> Result<(Scenario, Option<String>), RunError> {
+    let scenario = Scenario::resolve(scenario)?;
+    Ok((scenario, target.map(normalize_target).transpose()?))
 }
 
 /// Checks the target is an http(s) URL with a host and drops any trailing slash.

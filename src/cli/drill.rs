@@ -11,7 +11,7 @@ use anyhow::Result;
 use chaos::Target;
 use chaos::drill::{Drill, DrillError, DrillOutcome};
 use clap::Args;
-use scenarios::{Overrides, Profile, RunSpec};
+use scenarios::{Overrides, Profile, RunSpec, Scenario};
 use shop::stack::Stack;
 
 use super::chaos::SourceArgs;
@@ -74,14 +74,23 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
             rate: None,
         },
     )?;
-    super::run::validate(&args.scenario, args.target.as_deref())?;
+    let scenario = super::run::validate(&args.scenario, args.target.as_deref())?;
     if matches!(experiment.target, Target::Kube(_)) && args.target.is_none() {
         return Err(exit::usage(
             "a drill with a kube experiment needs --target (the gateway to load)",
         ));
     }
     let stack = super::chaos::start_stack(&experiment, &args.stack, quiet).await?;
-    let drilled = drill(&args, &experiment, profile, stack.as_ref(), quiet, shutdown).await;
+    let drilled = drill(
+        &args,
+        &experiment,
+        scenario,
+        profile,
+        stack.as_ref(),
+        quiet,
+        shutdown,
+    )
+    .await;
     super::run::stop(stack).await;
     let outcome = drilled.map_err(exit::classified)?;
 
@@ -103,6 +112,7 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
 async fn drill(
     args: &DrillArgs,
     experiment: &chaos::Experiment,
+    scenario: Scenario,
     profile: Profile,
     stack: Option<&Stack>,
     quiet: bool,
@@ -137,11 +147,7 @@ async fn drill(
         stack,
         load,
         warmup: args.warmup,
-        // The scenario says which of its transactions places exactly one order
-        // (`accounting: {orders: ...}`); validated before the stack started.
-        order_transaction: scenarios::Scenario::resolve(&args.scenario)
-            .ok()
-            .and_then(|s| s.order_transaction().map(str::to_string)),
+        scenario,
     };
     chaos::drill::run(drill, &shutdown.token(), &super::chaos::say(quiet)).await
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use reports::{Report, Verdict};
-use scenarios::{Overrides, Profile, RunSpec};
+use scenarios::{Overrides, Profile, RunSpec, Scenario};
 use shop::stack::Stack;
 
 use super::adhoc::{self, UrlArgs};
@@ -75,12 +75,13 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         None => profile(&args)?,
     };
     let gate = SloGate::load(&args.slo)?;
-    if adhoc.is_none() {
-        validate(&args.scenario, args.target.as_deref())?;
-    }
+    let (scenario, target) = match adhoc {
+        Some(adhoc) => (adhoc.scenario, Some(adhoc.target)),
+        None => (validate(&args.scenario, args.target.as_deref())?, None),
+    };
 
-    let (stack, target) = match &adhoc {
-        Some(adhoc) => (None, adhoc.target.clone()),
+    let (stack, target) = match target {
+        Some(target) => (None, target),
         None => {
             args.stack
                 .target_or_start(args.target.as_deref(), quiet)
@@ -93,9 +94,9 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         stop(stack).await;
         return Err(error);
     }
-    let label = match (&adhoc, &args.url.url) {
-        (Some(_), Some(url)) => format!("{} {url}", args.url.method.to_ascii_uppercase()),
-        _ => args.scenario.clone(),
+    let label = match &args.url.url {
+        Some(url) => format!("{} {url}", args.url.method.to_ascii_uppercase()),
+        None => args.scenario.clone(),
     };
     if !quiet {
         eprintln!(
@@ -112,11 +113,7 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         quiet,
         thresholds: Vec::new(),
     };
-    let token = shutdown.token();
-    let result = match &adhoc {
-        Some(adhoc) => scenarios::execute_scenario(&adhoc.scenario, spec, &token).await,
-        None => scenarios::execute_until(spec, &token).await,
-    };
+    let result = scenarios::execute_scenario(&scenario, spec, &shutdown.token()).await;
     let (mut report, failure) = match report_of(result) {
         Ok(split) => split,
         Err(error) => {
@@ -140,10 +137,11 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
     Ok(slo_exit.unwrap_or(report.verdict.into()))
 }
 
-/// Refuses an unknown scenario or a malformed target before anything starts (exit 2).
-pub(super) fn validate(scenario: &str, target: Option<&str>) -> Result<()> {
-    scenarios::validate(scenario, target).map_err(exit::classified)?;
-    Ok(())
+/// Refuses an unknown scenario or a malformed target before anything starts (exit 2); returns
+/// the scenario, read once, to run.
+pub(super) fn validate(scenario: &str, target: Option<&str>) -> Result<Scenario> {
+    let (scenario, _) = scenarios::validate(scenario, target).map_err(exit::classified)?;
+    Ok(scenario)
 }
 
 /// The profile asked for, scaled and overridden; any problem is a usage error naming the file,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reports::{Report, Verdict};
-use scenarios::{RunError, RunSpec};
+use scenarios::{RunError, RunSpec, Scenario};
 use shop::stack::Stack;
 use tokio_util::sync::CancellationToken;
 
@@ -24,9 +24,10 @@ pub struct Drill<'a> {
     /// Load runs this long before the experiment starts, so the steady state is measured on a
     /// warm system.
     pub warmup: Duration,
-    /// The load's transaction that is exactly one order placement, as the scenario declares it
-    /// (`accounting: {orders: ...}`); without one there is no order accounting.
-    pub order_transaction: Option<String>,
+    /// The load's scenario, resolved; `load.scenario` is only its name. Its `accounting:
+    /// {orders: ...}` declares the transaction that is exactly one order placement; without one
+    /// there is no order accounting.
+    pub scenario: Scenario,
 }
 
 /// What a drill produced.
@@ -92,7 +93,7 @@ pub async fn run(
 ) -> Result<DrillOutcome, DrillError> {
     let cancel = shutdown.child_token();
     let load = async {
-        let result = scenarios::execute_until(drill.load, shutdown).await;
+        let result = scenarios::execute_scenario(&drill.scenario, drill.load, shutdown).await;
         // No load (the target does not answer) or load cut short: the experiment stops too.
         if !matches!(&result, Ok(report) if !report.partial) {
             cancel.cancel();
@@ -129,7 +130,7 @@ pub async fn run(
     report.journal.sort_by_key(|e| e.at);
     report.slos.extend(outcome.verdicts());
     let mut accounting = None;
-    if let (Some(stack), Some(transaction)) = (drill.stack, &drill.order_transaction) {
+    if let (Some(stack), Some(transaction)) = (drill.stack, drill.scenario.order_transaction()) {
         let acknowledged = crate::orders::acknowledged(&report, transaction);
         let counts = crate::orders::count_in(stack, acknowledged).await;
         if let Ok(counts) = &counts {

@@ -73,6 +73,16 @@ pub async fn search<S: Steps>(
 ) -> Result<Searched<S::Error>, S::Error> {
     let mut result = CapacityResult::new(scenario, target);
     let mut stopped = None;
+    // Read and compiled once: every step runs the same scenario (a file's feeders included).
+    let resolved = match crate::Scenario::resolve(scenario) {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            return Ok(Searched {
+                result,
+                stopped: Some(Stop::Load(error.into())),
+            });
+        }
+    };
     let levels = plan.levels();
     for (n, users) in levels.iter().copied().enumerate() {
         steps.say(format!(
@@ -88,7 +98,7 @@ pub async fn search<S: Steps>(
             quiet,
             thresholds: Vec::new(),
         };
-        let mut report = match crate::execute_until(spec, cancel).await {
+        let mut report = match crate::execute_scenario(&resolved, spec, cancel).await {
             Ok(report) => report,
             Err(error) if error.is_usage() => {
                 stopped = Some(Stop::Load(error));
