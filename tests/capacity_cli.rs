@@ -1,6 +1,8 @@
-//! `shakedown capacity` through the real binary, against a local server whose latency grows with
-//! concurrency (one request at a time, 10 ms each): with a p95 < 25 ms threshold one user holds
-//! and four users (≈ 40 ms each) break it, so the answer is known before the search runs.
+//! `shakedown capacity` through the real binary, against local servers whose behaviour under load
+//! is known before the search runs: one that serves one request at a time in 10 ms (capacity
+//! 100 req/s: with a p95 < 25 ms threshold one user holds and four users, ≈ 40 ms each, break it;
+//! the rate search must find ≈ 100 req/s), and one whose service time follows the Universal
+//! Scalability Law with known σ and κ (the fitted model must find them).
 
 mod common;
 
@@ -8,27 +10,50 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::cli::{json, only_run_dir, shakedown};
 use serde_json::Value;
 
 /// A one-request-at-a-time HTTP server on 127.0.0.1: each request holds a global lock for 10 ms.
 fn serialized_server() -> String {
+    serialized_server_measured().0
+}
+
+/// The same, and how long the lock was held in all (µs) and how many times: the server's real
+/// capacity on this machine, whose sleeps may run long under load.
+fn serialized_server_measured() -> (String, Arc<Mutex<(u64, u64)>>) {
+    let lock = Arc::new(Mutex::new((0u64, 0u64)));
+    let held = lock.clone();
+    let url = server(move |_| {
+        let mut totals = lock.lock().unwrap();
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_millis(10));
+        totals.0 += started.elapsed().as_micros() as u64;
+        totals.1 += 1;
+    });
+    (url, held)
+}
+
+/// An HTTP server on 127.0.0.1 answering every request `{"status":"healthy"}` after
+/// `work(requests in flight, this one included)`.
+fn server(work: impl Fn(usize) + Send + Sync + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let lock = Arc::new(Mutex::new(()));
+    let work = Arc::new(work);
+    let in_flight = Arc::new(AtomicUsize::new(0));
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let lock = lock.clone();
-            std::thread::spawn(move || serve(stream, &lock));
+            let (work, in_flight) = (work.clone(), in_flight.clone());
+            std::thread::spawn(move || serve(stream, &*work, &in_flight));
         }
     });
     url
 }
 
-fn serve(stream: TcpStream, lock: &Mutex<()>) {
+fn serve(stream: TcpStream, work: &dyn Fn(usize), in_flight: &AtomicUsize) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
@@ -53,10 +78,9 @@ fn serve(stream: TcpStream, lock: &Mutex<()>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        {
-            let _one_at_a_time = lock.lock().unwrap();
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        work(now);
+        in_flight.fetch_sub(1, Ordering::SeqCst);
         let body = r#"{"status":"healthy"}"#;
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -127,8 +151,8 @@ fn the_search_stops_at_the_first_step_that_breaks_and_reports_the_one_before() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(summary["highest_holding"], 1, "{summary:#}");
-    assert_eq!(summary["breaking_point"], 4, "{summary:#}");
+    assert_eq!(summary["highest_holding"], 1.0, "{summary:#}");
+    assert_eq!(summary["breaking_point"], 4.0, "{summary:#}");
     let steps = summary["steps"].as_array().unwrap();
     assert_eq!(
         steps.len(),
@@ -168,7 +192,7 @@ fn require_fails_the_search_when_too_little_load_held() {
     let out = tempfile::tempdir().unwrap();
     let (output, summary) = search(out.path(), &["--require", "4"]);
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(summary["highest_holding"], 1);
+    assert_eq!(summary["highest_holding"], 1.0);
 }
 
 #[test]
@@ -220,4 +244,129 @@ fn an_unreachable_target_exits_3_and_still_writes_the_summary() {
     );
     assert!(summary["highest_holding"].is_null());
     assert!(dir.join("step-00010").join("report.json").is_file());
+}
+
+#[test]
+fn the_rate_search_finds_the_sustainable_rate_within_the_resolution() {
+    let out = tempfile::tempdir().unwrap();
+    let (target, held) = serialized_server_measured();
+    let runs = out.path().join("runs");
+    let output = capacity(&[
+        "health",
+        "--rate",
+        "--target",
+        &target,
+        "--start",
+        "20",
+        "--max",
+        "400",
+        "--resolution",
+        "5%",
+        "--hold",
+        "5s",
+        "--ramp",
+        "1s",
+        "--out",
+        runs.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // 20 → 400 is 6 doublings at most (20, 40, …, 320, 400), then ⌈log2(1/5 %)⌉ = 5 halvings.
+    assert!(stderr.contains("at most 11 steps"), "{stderr}");
+    let dir = summary_dir(&runs);
+    let summary = json(&dir.join("capacity.json"));
+    let steps = summary["steps"].as_array().unwrap();
+    assert!(steps.len() <= 11, "{summary:#}");
+    assert_eq!(summary["dimension"], "rate");
+    // 100 req/s nominally; the sleeps run long on a loaded machine, so the server's own measure.
+    let (micros, requests) = *held.lock().unwrap();
+    let capacity = 1e6 / (micros as f64 / requests as f64);
+    let found = summary["highest_holding"].as_f64().unwrap();
+    assert!(
+        found <= capacity * 1.05 && found >= capacity / 1.05,
+        "found {found} req/s, the server sustains {capacity:.1}: {summary:#}"
+    );
+    let broke = summary["breaking_point"].as_f64().unwrap();
+    assert!((broke - found) / found <= 0.05 + 1e-9, "{summary:#}");
+    // A step past the capacity fails for not keeping up, even inside the latency thresholds.
+    assert!(
+        steps.iter().any(|s| s["failure_reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("did not keep up"))),
+        "{summary:#}"
+    );
+    for file in ["capacity.md", "capacity.html"] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    assert!(std::fs::read_dir(&dir).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("step-01-20rps")
+    }));
+}
+
+#[test]
+fn the_fitted_model_recovers_a_known_scalability_law() {
+    // Service time (1 + σ(n−1) + κn(n−1)) / λ for n requests in flight: with N users and no
+    // think time, X(N) = λN / (1 + σ(N−1) + κN(N−1)) exactly — the law with known parameters.
+    let (lambda, sigma, kappa) = (50.0_f64, 0.1_f64, 0.01_f64);
+    let target = server(move |n| {
+        let n = n as f64;
+        let seconds = (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0)) / lambda;
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+    });
+    let out = tempfile::tempdir().unwrap();
+    let runs = out.path().join("runs");
+    let output = capacity(&[
+        "health",
+        "--target",
+        &target,
+        "--start",
+        "2",
+        "--step",
+        "2",
+        "--max",
+        "20",
+        "--hold",
+        "3s",
+        "--ramp",
+        "0s",
+        "--out",
+        runs.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = json(&summary_dir(&runs).join("capacity.json"));
+    let model = &summary["model"];
+    let value = |name: &str| model[name]["value"].as_f64().unwrap();
+    assert!(
+        (value("sigma") - sigma).abs() / sigma <= 0.15,
+        "σ {}: {model:#}",
+        value("sigma")
+    );
+    assert!(
+        (value("kappa") - kappa).abs() / kappa <= 0.15,
+        "κ {}: {model:#}",
+        value("kappa")
+    );
+    let measured_peak = summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["steady_rps"].as_f64())
+        .fold(0.0, f64::max);
+    let predicted = model["peak_throughput"].as_f64().unwrap();
+    assert!(
+        (predicted - measured_peak).abs() / measured_peak <= 0.10,
+        "predicted {predicted:.1} req/s, measured {measured_peak:.1}: {model:#}"
+    );
+    let markdown = std::fs::read_to_string(summary_dir(&runs).join("capacity.md")).unwrap();
+    assert!(markdown.contains("predicted peak"), "{markdown}");
 }

@@ -334,6 +334,35 @@ fn report_diff_exits_1_on_a_regression_beyond_the_bound() {
 }
 
 #[test]
+fn report_diff_counts_only_significant_changes_and_says_how_sure_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_report(dir.path(), "base.json", (100_000, 199_000), 0);
+    // 100 requests of place_order, 2 failed against none: +100 % of the floored error rate,
+    // within the noise of 100 requests.
+    let noisy = write_report(dir.path(), "noisy.json", (100_000, 199_000), 2);
+    let (base, noisy) = (base.to_str().unwrap(), noisy.to_str().unwrap());
+
+    let output = shakedown(&["report", "diff", noisy, base]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("| Significance |"), "{stdout}");
+    assert!(stdout.contains("(significant at α = 0.01)"), "{stdout}");
+    // The old rule, the bound alone, fails it.
+    let output = shakedown(&["report", "diff", noisy, base, "--alpha", "1"]);
+    assert_eq!(code(&output), 1, "{output:?}");
+    assert!(text(&output.stdout).contains("(no significance test)"));
+
+    for bad in ["0", "1.5", "five"] {
+        let output = shakedown(&["report", "diff", noisy, base, "--alpha", bad]);
+        assert_eq!(code(&output), 2, "--alpha {bad}: {output:?}");
+        assert!(
+            text(&output.stderr).contains("is not a significance level"),
+            "{output:?}"
+        );
+    }
+}
+
+#[test]
 fn report_show_prints_markdown_and_slo_check_reads_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let run = write_report(dir.path(), "report.json", (100_000, 199_000), 5);

@@ -1,14 +1,25 @@
 //! Baseline comparison for `report diff`: did this run get worse than a known-good one?
 //!
 //! Compared: p95 and p99 latency and the error rate, overall and per transaction present in
-//! both runs, and the measured value and status of every SLO present in both. A change is a
-//! regression when it goes the bad way by more than the allowed fraction of the baseline.
+//! both runs, and the measured value and status of every SLO present in both. A latency or
+//! error-rate change is a regression when it goes the bad way by more than the allowed fraction
+//! of the baseline **and** is significant: the bootstrap of [`crate::significance`], computed
+//! from both runs' histograms and request counts, gives a one-sided p-value below `alpha`. Noise
+//! then cannot fail a release, and a small but real shift shows its interval. `alpha` 1 turns the
+//! significance test off (the bound alone decides, as before it existed).
 //! The baseline is floored (1 ms, 0.1 % error rate, 1 unit otherwise) so a baseline of 0 does
 //! not make any change an infinite regression. An SLO whose status drops to `fail` regresses
-//! whatever the numbers say.
+//! whatever the numbers say; SLO values are single numbers, judged by the bound alone.
 
-use crate::model::{LatencyStats, ProfileSummary, Report, SloStatus, SloVerdict};
+use crate::histogram::LatencyHistogram;
+use crate::model::{
+    LatencyStats, ProfileSummary, Report, SloStatus, SloVerdict, Totals, TransactionStats,
+};
+use crate::significance::{self, Shift};
 use crate::threshold::format_value;
+
+/// The default significance level of `report diff --alpha`.
+pub const DEFAULT_ALPHA: f64 = 0.01;
 
 /// One compared figure.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +35,9 @@ pub struct DiffRow {
     /// Signed relative change of `current` against the (floored) baseline.
     pub change: Option<f64>,
     pub regression: bool,
+    /// How sure the bootstrap is that the change is real: p-value, and the interval of the
+    /// change relative to the (floored) baseline. `None` for SLO values and empty runs.
+    pub significance: Option<Shift>,
     /// Extra context: a status change, a figure present in one run only.
     pub note: Option<String>,
 }
@@ -33,6 +47,8 @@ pub struct DiffRow {
 pub struct ReportDiff {
     /// The allowed change in the bad direction, as a fraction (0.1 = 10 %).
     pub max_regression: f64,
+    /// The significance level a change must reach to count (1 = no test).
+    pub alpha: f64,
     pub rows: Vec<DiffRow>,
     /// Why the runs are not comparable (see [`mismatches`]), when they were compared anyway.
     pub warnings: Vec<String>,
@@ -69,7 +85,8 @@ impl ReportDiff {
             out.push('\n');
         }
         out.push_str(
-            "| Subject | Metric | Baseline | New | Change | Verdict |\n|---|---|--:|--:|--:|---|\n",
+            "| Subject | Metric | Baseline | New | Change | Significance | Verdict |\n\
+             |---|---|--:|--:|--:|---|---|\n",
         );
         for row in &self.rows {
             let value = |v: Option<f64>| v.map_or("-".to_string(), |v| format_value(v, &row.unit));
@@ -85,8 +102,9 @@ impl ReportDiff {
             if let Some(note) = &row.note {
                 verdict.push_str(&format!(" ({note})"));
             }
+            let significance = row.significance.map_or("-".to_string(), describe);
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {change} | {verdict} |\n",
+                "| {} | {} | {} | {} | {change} | {significance} | {verdict} |\n",
                 row.subject.replace('|', "\\|"),
                 row.metric,
                 value(row.baseline),
@@ -94,8 +112,13 @@ impl ReportDiff {
             ));
         }
         let regressions = self.regressions().count();
+        let test = if self.alpha >= 1.0 {
+            "no significance test".to_string()
+        } else {
+            format!("significant at α = {}", self.alpha)
+        };
         out.push_str(&format!(
-            "\n{} beyond the allowed {:.1} %.\n",
+            "\n{} beyond the allowed {:.1} % ({test}).\n",
             match regressions {
                 0 => "No regression".to_string(),
                 1 => "1 regression".to_string(),
@@ -107,51 +130,39 @@ impl ReportDiff {
     }
 }
 
+/// `p = 0.004, 99 % CI +2.1 … +9.8 %`: a bootstrap result as a table cell.
+fn describe(shift: Shift) -> String {
+    let p = if shift.p_value < 0.001 {
+        "p < 0.001".to_string()
+    } else {
+        format!("p = {:.3}", shift.p_value)
+    };
+    format!(
+        "{p}, {} % CI {:+.1} … {:+.1} %",
+        crate::threshold::trim_number((shift.confidence * 100.0 * 10.0).round() / 10.0),
+        shift.low * 100.0,
+        shift.high * 100.0
+    )
+}
+
 /// Compares `current` with `baseline`, allowing `max_regression` (a fraction) of change in
-/// the bad direction.
-pub fn diff(current: &Report, baseline: &Report, max_regression: f64) -> ReportDiff {
-    let mut rows = Vec::new();
-    latency_and_errors(
-        &mut rows,
-        "overall",
-        (
-            pick_latency(
-                current.totals.latency,
-                current.totals.corrected_latency,
-                baseline.totals.corrected_latency,
-            ),
-            current.totals.error_rate,
-        ),
-        (
-            pick_latency(
-                baseline.totals.latency,
-                baseline.totals.corrected_latency,
-                current.totals.corrected_latency,
-            ),
-            baseline.totals.error_rate,
-        ),
+/// the bad direction, counted only when significant at `alpha` (1 = always).
+pub fn diff(current: &Report, baseline: &Report, max_regression: f64, alpha: f64) -> ReportDiff {
+    let judge = Judge {
         max_regression,
-    );
-    for now in &current.transactions {
-        match baseline.transactions.iter().find(|t| t.name == now.name) {
-            Some(before) => latency_and_errors(
-                &mut rows,
-                &format!("transaction {}", now.name),
-                (
-                    pick_latency(now.latency, now.corrected_latency, before.corrected_latency),
-                    now.error_rate,
-                ),
-                (
-                    pick_latency(
-                        before.latency,
-                        before.corrected_latency,
-                        now.corrected_latency,
-                    ),
-                    before.error_rate,
-                ),
-                max_regression,
-            ),
-            None => rows.push(only_in(&format!("transaction {}", now.name), "new run")),
+        alpha,
+    };
+    let mut rows = Vec::new();
+    let (now, before) = Side::pair(&current.totals, &baseline.totals);
+    judge.latency_and_errors(&mut rows, "overall", &now, &before);
+    for t in &current.transactions {
+        match baseline.transactions.iter().find(|b| b.name == t.name) {
+            Some(b) => {
+                let (now, before) = Side::pair(t, b);
+                let subject = format!("transaction {}", t.name);
+                judge.latency_and_errors(&mut rows, &subject, &now, &before)
+            }
+            None => rows.push(only_in(&format!("transaction {}", t.name), "new run")),
         }
     }
     for before in &baseline.transactions {
@@ -167,6 +178,7 @@ pub fn diff(current: &Report, baseline: &Report, max_regression: f64) -> ReportD
     }
     ReportDiff {
         max_regression,
+        alpha,
         rows,
         warnings: Vec::new(),
     }
@@ -220,51 +232,164 @@ fn stage_plan(profile: &ProfileSummary) -> String {
     format!("{} {}", stages.join(", "), profile.model.target_unit())
 }
 
-/// The latency to compare: corrected for coordinated omission when both runs have it (open
-/// model), the plain one otherwise, so both sides always measure the same thing.
-fn pick_latency(
-    plain: Option<LatencyStats>,
-    corrected: Option<LatencyStats>,
-    other_corrected: Option<LatencyStats>,
-) -> Option<LatencyStats> {
-    match (corrected, other_corrected) {
-        (Some(c), Some(_)) => Some(c),
-        _ => plain,
+/// One run's side of a comparison: the latency to compare with its histogram, and the error
+/// counts.
+struct Side<'a> {
+    latency: Option<LatencyStats>,
+    histogram: &'a LatencyHistogram,
+    errors: u64,
+    requests: u64,
+    /// As the report states it (`errors / requests`).
+    error_rate: f64,
+}
+
+/// What a run reports for the whole run and for each transaction alike.
+trait Figures {
+    fn latencies(&self) -> (Option<LatencyStats>, &LatencyHistogram);
+    fn corrected(&self) -> Option<(Option<LatencyStats>, &LatencyHistogram)>;
+    fn errors(&self) -> (u64, u64, f64);
+}
+
+impl Figures for Totals {
+    fn latencies(&self) -> (Option<LatencyStats>, &LatencyHistogram) {
+        (self.latency, &self.histogram)
+    }
+    fn corrected(&self) -> Option<(Option<LatencyStats>, &LatencyHistogram)> {
+        self.corrected_histogram
+            .as_ref()
+            .filter(|_| self.corrected_latency.is_some())
+            .map(|h| (self.corrected_latency, h))
+    }
+    fn errors(&self) -> (u64, u64, f64) {
+        (self.errors, self.requests, self.error_rate)
     }
 }
 
-fn latency_and_errors(
-    rows: &mut Vec<DiffRow>,
-    subject: &str,
-    (now_latency, now_errors): (Option<LatencyStats>, f64),
-    (before_latency, before_errors): (Option<LatencyStats>, f64),
+impl Figures for TransactionStats {
+    fn latencies(&self) -> (Option<LatencyStats>, &LatencyHistogram) {
+        (self.latency, &self.histogram)
+    }
+    fn corrected(&self) -> Option<(Option<LatencyStats>, &LatencyHistogram)> {
+        self.corrected_histogram
+            .as_ref()
+            .filter(|_| self.corrected_latency.is_some())
+            .map(|h| (self.corrected_latency, h))
+    }
+    fn errors(&self) -> (u64, u64, f64) {
+        (self.errors, self.requests, self.error_rate)
+    }
+}
+
+impl<'a> Side<'a> {
+    /// Both sides, comparing the latency corrected for coordinated omission when both runs have
+    /// it (open model) and the plain one otherwise, so both always measure the same thing.
+    fn pair<F: Figures>(now: &'a F, before: &'a F) -> (Side<'a>, Side<'a>) {
+        let corrected = now.corrected().is_some() && before.corrected().is_some();
+        let side = |run: &'a F| {
+            let (latency, histogram) = match run.corrected() {
+                Some(fixed) if corrected => fixed,
+                _ => run.latencies(),
+            };
+            let (errors, requests, error_rate) = run.errors();
+            Side {
+                latency,
+                histogram,
+                errors,
+                requests,
+                error_rate,
+            }
+        };
+        (side(now), side(before))
+    }
+}
+
+/// The rule a change must break to be a regression.
+struct Judge {
     max_regression: f64,
-) {
-    let p95 = |s: Option<LatencyStats>| s.map(|s| s.p95_ms);
-    let p99 = |s: Option<LatencyStats>| s.map(|s| s.p99_ms);
-    for (metric, now, before) in [
-        ("p95", p95(now_latency), p95(before_latency)),
-        ("p99", p99(now_latency), p99(before_latency)),
-    ] {
-        rows.push(compare(
+    alpha: f64,
+}
+
+impl Judge {
+    fn latency_and_errors(
+        &self,
+        rows: &mut Vec<DiffRow>,
+        subject: &str,
+        now: &Side,
+        before: &Side,
+    ) {
+        let p95 = |s: &Side| s.latency.map(|s| s.p95_ms);
+        let p99 = |s: &Side| s.latency.map(|s| s.p99_ms);
+        for (metric, quantile, now_value, before_value) in [
+            ("p95", 0.95, p95(now), p95(before)),
+            ("p99", 0.99, p99(now), p99(before)),
+        ] {
+            let shift = self.tested().then(|| {
+                significance::quantile_shift(before.histogram, now.histogram, quantile, self.alpha)
+            });
+            rows.push(self.compare(
+                subject,
+                metric,
+                "ms",
+                (before_value, now_value),
+                Worse::Higher,
+                shift.flatten(),
+            ));
+        }
+        let shift = self.tested().then(|| {
+            significance::ratio_shift(
+                (before.errors, before.requests),
+                (now.errors, now.requests),
+                self.alpha,
+            )
+        });
+        rows.push(self.compare(
             subject,
-            metric,
-            "ms",
-            before,
-            now,
+            "error rate",
+            "ratio",
+            (Some(before.error_rate), Some(now.error_rate)),
             Worse::Higher,
-            max_regression,
+            shift.flatten(),
         ));
     }
-    rows.push(compare(
-        subject,
-        "error rate",
-        "ratio",
-        Some(before_errors),
-        Some(now_errors),
-        Worse::Higher,
-        max_regression,
-    ));
+
+    /// Whether changes must also be significant (`alpha` below 1).
+    fn tested(&self) -> bool {
+        self.alpha < 1.0
+    }
+
+    /// A row whose change regresses when beyond the bound and — where a bootstrap could be made —
+    /// significant. The bootstrap's interval is reported relative to the floored baseline, like
+    /// the change.
+    fn compare(
+        &self,
+        subject: &str,
+        metric: &str,
+        unit: &str,
+        (baseline, current): (Option<f64>, Option<f64>),
+        worse: Worse,
+        shift: Option<Shift>,
+    ) -> DiffRow {
+        let mut row = compare(
+            subject,
+            metric,
+            unit,
+            baseline,
+            current,
+            worse,
+            self.max_regression,
+        );
+        if let (Some(shift), Some(before)) = (shift, baseline) {
+            let scale = before.abs().max(floor(unit));
+            let relative = Shift {
+                low: shift.low / scale,
+                high: shift.high / scale,
+                ..shift
+            };
+            row.regression &= relative.p_value < self.alpha;
+            row.significance = Some(relative);
+        }
+        row
+    }
 }
 
 fn compare(
@@ -293,6 +418,7 @@ fn compare(
         current,
         change,
         regression,
+        significance: None,
         note: None,
     }
 }
@@ -345,6 +471,7 @@ fn only_in(subject: &str, run: &str) -> DiffRow {
         current: None,
         change: None,
         regression: false,
+        significance: None,
         note: Some(format!("only in the {run}")),
     }
 }
@@ -399,11 +526,12 @@ pub fn parse_bound(text: &str) -> Result<f64, BoundError> {
 mod tests {
     use super::*;
     use crate::fixtures::sample_report;
+    use crate::histogram::LatencyHistogram;
 
     #[test]
     fn a_run_compared_with_itself_has_no_regression() {
         let report = sample_report();
-        let diff = diff(&report, &report, 0.0);
+        let diff = diff(&report, &report, 0.0, 1.0);
         assert!(!diff.has_regressions(), "{}", diff.to_markdown());
         // Overall, three transactions and one SLO.
         assert_eq!(diff.rows.len(), 3 + 3 * 3 + 1);
@@ -421,7 +549,7 @@ mod tests {
         t.latency = Some(latency);
         current.totals.error_rate = baseline.totals.error_rate * 2.0;
 
-        let diff = diff(&current, &baseline, 0.10);
+        let diff = diff(&current, &baseline, 0.10, 1.0);
         let regressions: Vec<(String, String)> = diff
             .regressions()
             .map(|r| (r.subject.clone(), r.metric.clone()))
@@ -442,13 +570,93 @@ mod tests {
         );
     }
 
+    /// A report whose first transaction's (and the totals') latencies are `n` values spread
+    /// evenly over `from_us..to_us`, with `errors` of them failed.
+    fn spread_report(n: u64, from_us: u64, to_us: u64, errors: u64) -> Report {
+        let mut report = sample_report();
+        let mut histogram = LatencyHistogram::fine();
+        for i in 0..n {
+            histogram.record_micros(from_us + (to_us - from_us) * i / n.max(1));
+        }
+        let t = &mut report.transactions[0];
+        t.requests = n;
+        t.errors = errors;
+        t.error_rate = errors as f64 / n as f64;
+        t.latency = histogram.stats();
+        t.histogram = histogram;
+        report
+    }
+
+    #[test]
+    fn a_change_within_the_noise_is_not_a_regression_but_a_real_one_is() {
+        let name = sample_report().transactions[0].name.clone();
+        let subject = format!("transaction {name}");
+        let p95_row = |d: &ReportDiff| {
+            d.rows
+                .iter()
+                .find(|r| r.subject == subject && r.metric == "p95")
+                .cloned()
+                .unwrap()
+        };
+        // 20 requests each, the same but for the two slowest, 30 % slower: p95 is up 30 %,
+        // and two requests decide it.
+        let base = spread_report(20, 10_000, 20_000, 0);
+        let mut new = base.clone();
+        let mut histogram = LatencyHistogram::fine();
+        for i in 0..20 {
+            let micros = 10_000 + 10_000 * i / 20;
+            histogram.record_micros(if i >= 18 { micros * 13 / 10 } else { micros });
+        }
+        new.transactions[0].latency = histogram.stats();
+        new.transactions[0].histogram = histogram;
+        let judged = diff(&new, &base, 0.10, DEFAULT_ALPHA);
+        let row = p95_row(&judged);
+        assert!(row.change.unwrap() > 0.10, "{row:?}");
+        assert!(!row.regression, "{}", judged.to_markdown());
+        assert!(row.significance.unwrap().p_value >= DEFAULT_ALPHA);
+        // Without the test (α = 1) the bound alone decides, as before.
+        assert!(p95_row(&diff(&new, &base, 0.10, 1.0)).regression);
+
+        // The same 20 % over 20,000 requests is no accident.
+        let (base, new) = (
+            spread_report(20_000, 10_000, 20_000, 0),
+            spread_report(20_000, 10_000, 24_000, 0),
+        );
+        let judged = diff(&new, &base, 0.10, DEFAULT_ALPHA);
+        let row = p95_row(&judged);
+        assert!(row.regression, "{}", judged.to_markdown());
+        let shift = row.significance.unwrap();
+        assert!(shift.p_value < 0.01 && shift.low > 0.10, "{shift:?}");
+        let markdown = judged.to_markdown();
+        assert!(markdown.contains("p < 0.001, 99 % CI +"), "{markdown}");
+        assert!(markdown.contains("(significant at α = 0.01)"), "{markdown}");
+    }
+
+    #[test]
+    fn error_rates_need_enough_errors_to_regress() {
+        let name = sample_report().transactions[0].name.clone();
+        let errors_row = |d: ReportDiff| {
+            d.rows
+                .into_iter()
+                .find(|r| r.subject == format!("transaction {name}") && r.metric == "error rate")
+                .unwrap()
+        };
+        // One failed request against none: +100 % of the floor, and noise.
+        let base = spread_report(1000, 10_000, 20_000, 0);
+        let one = spread_report(1000, 10_000, 20_000, 1);
+        assert!(!errors_row(diff(&one, &base, 0.10, DEFAULT_ALPHA)).regression);
+        // An outage's worth of them is not.
+        let many = spread_report(1000, 10_000, 20_000, 40);
+        assert!(errors_row(diff(&many, &base, 0.10, DEFAULT_ALPHA)).regression);
+    }
+
     #[test]
     fn slo_direction_comes_from_the_objective_and_a_new_failure_always_regresses() {
         let baseline = sample_report();
         let mut current = baseline.clone();
         // `availability >= 99.9 %`: lower is worse.
         current.slos[0].measured = Some(0.5);
-        let row = &diff(&current, &baseline, 0.10)
+        let row = &diff(&current, &baseline, 0.10, 1.0)
             .rows
             .last()
             .cloned()
@@ -457,11 +665,15 @@ mod tests {
 
         let mut better = baseline.clone();
         better.slos[0].measured = Some(1.0);
-        assert!(!diff(&better, &baseline, 0.0).has_regressions());
+        assert!(!diff(&better, &baseline, 0.0, 1.0).has_regressions());
 
         let mut failed = baseline.clone();
         failed.slos[0].status = SloStatus::Fail;
-        let row = diff(&failed, &baseline, 0.10).rows.last().cloned().unwrap();
+        let row = diff(&failed, &baseline, 0.10, 1.0)
+            .rows
+            .last()
+            .cloned()
+            .unwrap();
         assert!(row.regression);
         assert_eq!(row.note.as_deref(), Some("status pass → fail"));
     }
@@ -488,7 +700,7 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("stages: "), "{found:?}");
 
-        let mut forced = diff(&other, &baseline, 0.1);
+        let mut forced = diff(&other, &baseline, 0.1, 1.0);
         forced.warnings = mismatches(&other, &baseline);
         let markdown = forced.to_markdown();
         assert!(

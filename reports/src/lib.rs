@@ -17,6 +17,7 @@ mod histogram;
 pub mod merge;
 mod model;
 pub mod render;
+pub mod significance;
 mod store;
 mod threshold;
 

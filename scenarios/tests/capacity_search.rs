@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use reports::Report;
-use scenarios::capacity::{CapacityPlan, Searched, Steps, Stop, search};
+use scenarios::capacity::{CapacityPlan, Plan, Searched, Step, Steps, Stop, search};
 use support::{Behaviour, Gateway};
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,8 @@ struct Recorder {
 impl Steps for Recorder {
     type Error = String;
 
-    async fn judge(&mut self, users: u32, _report: &mut Report) -> Result<(), String> {
+    async fn judge(&mut self, step: &Step, _report: &mut Report) -> Result<(), String> {
+        let users = step.load as u32;
         self.judged.push(users);
         match self.fail_judge_at {
             Some(at) if at == users => Err(format!("no SLO source at {users} users")),
@@ -31,8 +32,8 @@ impl Steps for Recorder {
         }
     }
 
-    fn keep(&mut self, users: u32, report: &Report) -> Result<(), String> {
-        self.kept.push((users, report.partial));
+    fn keep(&mut self, step: &Step, report: &Report) -> Result<(), String> {
+        self.kept.push((step.load as u32, report.partial));
         Ok(())
     }
 
@@ -41,14 +42,14 @@ impl Steps for Recorder {
     }
 }
 
-fn plan(max: u32) -> CapacityPlan {
-    CapacityPlan {
+fn plan(max: u32) -> Plan {
+    Plan::Users(CapacityPlan {
         start: 1,
         step: 1,
         max,
         hold: Duration::from_secs(1),
         ramp: Duration::ZERO,
-    }
+    })
 }
 
 /// One search at a time: a run points the process's stdout elsewhere while Goose runs (see
@@ -76,18 +77,18 @@ async fn every_step_of_a_healthy_target_holds() {
     let mut steps = Recorder::default();
     let searched = run(&gateway.url(), "health", 2, &mut steps).await;
     assert!(searched.stopped.is_none(), "{:?}", searched.stopped);
-    assert_eq!(searched.result.highest_holding, Some(2));
+    assert_eq!(searched.result.highest_holding, Some(2.0));
     assert_eq!(searched.result.breaking_point, None);
     assert_eq!(steps.judged, vec![1, 2]);
     assert_eq!(steps.kept, vec![(1, false), (2, false)]);
     assert!(
-        steps.lines[0].starts_with("step 1/2: 1 users"),
+        steps.lines[1].starts_with("step 1/2: 1 users"),
         "{:?}",
         steps.lines
     );
     assert!(searched.holds(None));
-    assert!(searched.holds(Some(2)));
-    assert!(!searched.holds(Some(3)), "fewer users held than required");
+    assert!(searched.holds(Some(2.0)));
+    assert!(!searched.holds(Some(3.0)), "fewer users held than required");
     assert!(gateway.requests() > 0);
 }
 

@@ -1,7 +1,9 @@
 //! `shakedown capacity`: step the load up until a threshold or SLO breaks, and report the highest
-//! load that held. Every step is a full run with its own report; the summary says where it broke.
-//! The search is `scenarios::capacity::search`; here are its flags, the stack, the SLO gate of
-//! each step, the files and the exit code.
+//! load that held — users (closed model, linear steps) or, with `--rate`, the highest
+//! sustainable arrival rate (open model, bracket then bisect) — with a fitted scalability model.
+//! Every step is a full run with its own report; the summary says where it broke. The search is
+//! `scenarios::capacity::search`; here are its flags, the stack, the SLO gate of each step, the
+//! files (capacity.json, capacity.md, capacity.html) and the exit code.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use scenarios::Profile;
-use scenarios::capacity::{CapacityPlan, CapacityResult, Steps, Stop};
+use scenarios::capacity::{CapacityPlan, CapacityResult, Plan, RatePlan, Step, Steps, Stop};
 use shop::stack::Stack;
 
 use super::gate::{SloArgs, SloGate};
@@ -25,28 +27,36 @@ pub struct CapacityArgs {
     /// Base URL of the gateway under test (default: the embedded stack).
     #[arg(long)]
     pub target: Option<String>,
-    /// Users of the first step.
-    #[arg(long, default_value_t = 10)]
-    pub start: u32,
-    /// Users added at each step.
+    /// Search the arrival rate (open model: iterations per second) instead of users: double
+    /// from --start until a step fails or --max, then bisect to --resolution.
+    #[arg(long)]
+    pub rate: bool,
+    /// Users (or, with --rate, iterations/s) of the first step.
+    #[arg(long, default_value_t = 10.0)]
+    pub start: f64,
+    /// Users added at each step (user search only).
     #[arg(long, default_value_t = 10)]
     pub step: u32,
-    /// Users of the last step.
-    #[arg(long, default_value_t = 100)]
-    pub max: u32,
-    /// How long each step holds its users.
+    /// Users (or, with --rate, iterations/s) of the last step.
+    #[arg(long, default_value_t = 100.0)]
+    pub max: f64,
+    /// With --rate: stop bisecting when the rate that held and the one that failed are this
+    /// close, a percentage of the one that held.
+    #[arg(long, default_value = "5%")]
+    pub resolution: String,
+    /// How long each step holds its load.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub hold: Duration,
-    /// How long each step ramps up to its users.
+    /// How long each step ramps up to its load before the hold (with --rate: the warm-up).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub ramp: Duration,
     /// A profile whose thresholds, think time and request timeout the steps use (its stages are
     /// not). Default thresholds: p95 < 500 ms, p99 < 1000 ms, error rate < 5 %.
     #[arg(long)]
     pub profile: Option<String>,
-    /// Fail (exit 1) unless at least this many users held.
+    /// Fail (exit 1) unless at least this load held (users, or iterations/s with --rate).
     #[arg(long)]
-    pub require: Option<u32>,
+    pub require: Option<f64>,
     #[command(flatten)]
     pub slo: SloArgs,
     /// The summary and every step's report go to OUT/capacity-<time>/.
@@ -57,14 +67,7 @@ pub struct CapacityArgs {
 }
 
 pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
-    let plan = CapacityPlan {
-        start: args.start,
-        step: args.step,
-        max: args.max,
-        hold: args.hold,
-        ramp: args.ramp,
-    };
-    plan.validate().map_err(exit::classified)?;
+    let plan = plan(&args)?;
     let base = args
         .profile
         .as_deref()
@@ -121,6 +124,40 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
     }
 }
 
+/// The search the flags ask for, checked; the message names the flag.
+fn plan(args: &CapacityArgs) -> Result<Plan> {
+    if args.rate {
+        let resolution = reports::diff::parse_bound(&args.resolution)
+            .map_err(|e| exit::usage(format!("--resolution: {e}")))?;
+        let plan = RatePlan {
+            start: args.start,
+            max: args.max,
+            resolution,
+            hold: args.hold,
+            warmup: args.ramp,
+        };
+        plan.validate().map_err(exit::classified)?;
+        return Ok(Plan::Rate(plan));
+    }
+    let users = |flag: &str, value: f64| -> Result<u32> {
+        if value.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&value) {
+            return Err(exit::usage(format!(
+                "{flag} {value} is not a whole number of users (for a rate, add --rate)"
+            )));
+        }
+        Ok(value as u32)
+    };
+    let plan = CapacityPlan {
+        start: users("--start", args.start)?,
+        step: args.step,
+        max: users("--max", args.max)?,
+        hold: args.hold,
+        ramp: args.ramp,
+    };
+    plan.validate().map_err(exit::classified)?;
+    Ok(Plan::Users(plan))
+}
+
 /// Each step: judged by the SLO gate (when `--slo`), written to its own directory.
 struct CliSteps<'a> {
     dir: &'a Path,
@@ -132,7 +169,7 @@ struct CliSteps<'a> {
 impl Steps for CliSteps<'_> {
     type Error = anyhow::Error;
 
-    async fn judge(&mut self, _users: u32, report: &mut reports::Report) -> Result<()> {
+    async fn judge(&mut self, _step: &Step, report: &mut reports::Report) -> Result<()> {
         let Some(gate) = self.gate else {
             return Ok(());
         };
@@ -146,8 +183,8 @@ impl Steps for CliSteps<'_> {
         }
     }
 
-    fn keep(&mut self, users: u32, report: &reports::Report) -> Result<()> {
-        write_step(self.dir, users, report)
+    fn keep(&mut self, step: &Step, report: &reports::Report) -> Result<()> {
+        write_step(self.dir, &step.label, report)
     }
 
     fn say(&mut self, line: String) {
@@ -157,8 +194,8 @@ impl Steps for CliSteps<'_> {
     }
 }
 
-fn write_step(dir: &Path, users: u32, report: &reports::Report) -> Result<()> {
-    let step_dir = dir.join(format!("step-{users:05}"));
+fn write_step(dir: &Path, label: &str, report: &reports::Report) -> Result<()> {
+    let step_dir = dir.join(label);
     reports::write_all(&step_dir, report)
         .with_context(|| format!("writing {}", step_dir.display()))?;
     Ok(())
@@ -173,5 +210,8 @@ fn write_summary(dir: &Path, result: &CapacityResult) -> Result<()> {
     .with_context(|| format!("writing {}", dir.join("capacity.json").display()))?;
     std::fs::write(dir.join("capacity.md"), result.markdown())
         .with_context(|| format!("writing {}", dir.join("capacity.md").display()))?;
+    let page = scenarios::capacity::render::html(result)?;
+    std::fs::write(dir.join("capacity.html"), page)
+        .with_context(|| format!("writing {}", dir.join("capacity.html").display()))?;
     Ok(())
 }

@@ -24,8 +24,9 @@ enum ReportCommand {
         report: PathBuf,
     },
     /// Compare a run with a baseline: p95/p99 and error rate (overall and per transaction) and
-    /// every SLO; exit 1 on a regression beyond --max-regression. Runs of different scenarios,
-    /// profiles or load models are refused (exit 2) unless --force.
+    /// every SLO; exit 1 on a regression: a change beyond --max-regression that a bootstrap of
+    /// both runs' histograms and counts finds significant at --alpha. Runs of different
+    /// scenarios, profiles or load models are refused (exit 2) unless --force.
     Diff {
         /// The new run's report.json.
         new: PathBuf,
@@ -34,6 +35,10 @@ enum ReportCommand {
         /// Allowed change in the bad direction, a percentage: 10%.
         #[arg(long, default_value = "10%")]
         max_regression: String,
+        /// Significance level a latency or error-rate change must reach to count as a
+        /// regression (one-sided p-value below it); 1 judges by --max-regression alone.
+        #[arg(long, default_value_t = diff::DEFAULT_ALPHA, value_parser = parse_alpha)]
+        alpha: f64,
         /// Compare runs of different scenarios, profiles or load models anyway (with a warning
         /// on stderr and in the output).
         #[arg(long)]
@@ -64,6 +69,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             new,
             base,
             max_regression,
+            alpha,
             force,
         } => {
             let bound = diff::parse_bound(&max_regression)
@@ -85,7 +91,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
                 }
                 eprintln!("WARNING: {what}; comparing anyway (--force)");
             }
-            let mut comparison = diff::diff(&current, &baseline, bound);
+            let mut comparison = diff::diff(&current, &baseline, bound, alpha);
             comparison.warnings = mismatches;
             print!("{}", comparison.to_markdown());
             Ok(exit::passed(!comparison.has_regressions()))
@@ -108,6 +114,16 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             super::run::write(&out, &merged, false)?;
             Ok(merged.verdict.into())
         }
+    }
+}
+
+/// A significance level: a probability above 0, at most 1.
+fn parse_alpha(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(alpha) if alpha > 0.0 && alpha <= 1.0 => Ok(alpha),
+        _ => Err(format!(
+            "`{text}` is not a significance level: a number above 0 and at most 1, like 0.01"
+        )),
     }
 }
 
