@@ -742,7 +742,10 @@ fn the_gateway_reaches_grpc_backends_through_headless_services() {
             );
             let svc = find(&docs, "Service", &headless)
                 .unwrap_or_else(|| panic!("{what}: no Service {headless}"));
-            assert_eq!(svc["spec"]["clusterIP"], "None", "{what}: {headless} is not headless");
+            assert_eq!(
+                svc["spec"]["clusterIP"], "None",
+                "{what}: {headless} is not headless"
+            );
             assert_ne!(
                 svc["spec"]["publishNotReadyAddresses"], true,
                 "{what}: {headless} would resolve to pods that are not ready"

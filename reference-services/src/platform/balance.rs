@@ -45,7 +45,11 @@ const CHANGE_CAPACITY: usize = 64;
 /// Turns a host name into the addresses of the instances behind it.
 pub trait Resolve: Send + Sync + 'static {
     /// Every address `host` stands for, each with `port`.
-    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>>;
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>>;
 }
 
 /// The system resolver (in Kubernetes, cluster DNS: a headless Service's name gives every ready
@@ -54,7 +58,11 @@ pub trait Resolve: Send + Sync + 'static {
 pub struct DnsResolver;
 
 impl Resolve for DnsResolver {
-    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
         Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
     }
 }
@@ -86,7 +94,11 @@ impl StaticResolver {
 }
 
 impl Resolve for StaticResolver {
-    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
+    fn resolve<'a>(
+        &'a self,
+        _host: &'a str,
+        _port: u16,
+    ) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
         let addrs = self.addrs.lock().expect("resolver lock").clone();
         self.lookups.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move { Ok(addrs) })

@@ -169,7 +169,9 @@ async fn observe(State(rt): State<Runtime>, req: Request, next: Next) -> Respons
     let path = req.uri().path().to_string();
     let matched = req.extensions().get::<MatchedPath>();
     let route_matched = matched.is_some();
-    let route = matched.map_or(metrics::UNMATCHED, |m| m.as_str()).to_string();
+    let route = matched
+        .map_or(metrics::UNMATCHED, |m| m.as_str())
+        .to_string();
     let trace = req
         .headers()
         .get(trace::HEADER)

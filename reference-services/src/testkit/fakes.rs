@@ -75,8 +75,8 @@ impl FakeProducts {
             .await
             .unwrap_or_else(|e| panic!("binding the fake product backend on {addr}: {e}"));
         let addr = listener.local_addr().expect("bound address");
-        let router = tonic::service::Routes::new(ProductServiceServer::new(self.clone()))
-            .into_axum_router();
+        let router =
+            tonic::service::Routes::new(ProductServiceServer::new(self.clone())).into_axum_router();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -93,10 +93,7 @@ impl FakeProducts {
             .get(deadline::GRPC_TIMEOUT_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(deadline::parse_grpc_timeout);
-        self.deadlines
-            .lock()
-            .expect("deadlines lock")
-            .push(timeout);
+        self.deadlines.lock().expect("deadlines lock").push(timeout);
         self.calls.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -104,7 +104,9 @@ async fn an_ip_literal_is_one_channel_without_resolution() {
 async fn dns_resolves_localhost_to_loopback() {
     let addrs = DnsResolver.resolve("localhost", 50051).await.unwrap();
     assert!(
-        addrs.iter().any(|a| a.ip().is_loopback() && a.port() == 50051),
+        addrs
+            .iter()
+            .any(|a| a.ip().is_loopback() && a.port() == 50051),
         "{addrs:?}"
     );
 }

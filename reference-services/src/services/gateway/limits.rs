@@ -72,7 +72,8 @@ impl Limits {
         Ok(Self {
             request_timeout: timeout_ms.map_or(defaults.request_timeout, Duration::from_millis),
             max_in_flight: in_flight.map_or(Ok(defaults.max_in_flight), |n| {
-                usize::try_from(n).map_err(|_| LimitsError("GATEWAY_MAX_IN_FLIGHT is too large".into()))
+                usize::try_from(n)
+                    .map_err(|_| LimitsError("GATEWAY_MAX_IN_FLIGHT is too large".into()))
             })?,
             retry_after_secs: read("GATEWAY_RETRY_AFTER_SECS")?
                 .unwrap_or(defaults.retry_after_secs),
@@ -170,7 +171,9 @@ mod tests {
             request_timeout: Duration::from_millis(50),
             ..Limits::default()
         };
-        let request = axum::http::Request::get("/slow").body(Body::empty()).unwrap();
+        let request = axum::http::Request::get("/slow")
+            .body(Body::empty())
+            .unwrap();
         let (status, body) = send(never_answers(limits), request).await;
         assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
         assert_eq!(body["error"]["code"], "timeout", "{body}");

@@ -61,7 +61,10 @@ async fn gateway(limits: Limits) -> Fixture {
         gateway,
         fake,
         _server: server,
-        http: reqwest::Client::builder().timeout(DEADLINE).build().unwrap(),
+        http: reqwest::Client::builder()
+            .timeout(DEADLINE)
+            .build()
+            .unwrap(),
         _dir: dir,
     }
 }
@@ -180,9 +183,7 @@ async fn random_paths_and_methods_keep_metric_labels_bounded() {
             1 => format!("/{MARKER}.Service/{MARKER}{:x}", rng.random::<u64>()),
             _ => format!("/{}/{MARKER}/{:x}", i, rng.random::<u64>()),
         };
-        let mut request = f
-            .http
-            .request(method, format!("{}{path}", f.gateway.url));
+        let mut request = f.http.request(method, format!("{}{path}", f.gateway.url));
         if i % 4 == 1 {
             request = request.header("content-type", "application/grpc");
         }
