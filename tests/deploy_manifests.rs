@@ -721,6 +721,52 @@ fn peer_urls_and_network_policies_match_the_services() {
     );
 }
 
+/// The gateway balances its gRPC calls over every pod of a backend (`shop::platform::balance`),
+/// which needs a name that resolves to every ready pod: each gRPC backend has a headless Service
+/// next to its ClusterIP one (kept for the other callers), and the gateway's peer URLs name it.
+#[test]
+fn the_gateway_reaches_grpc_backends_through_headless_services() {
+    use shop::services::Protocol;
+    for overlay in OVERLAYS {
+        let Some(docs) = render(overlay) else { return };
+        let gateway = find(&docs, "Deployment", "api-gateway").expect("Deployment api-gateway");
+        let container = &containers(&gateway["spec"]["template"]["spec"])[0];
+        for spec in ALL.iter().filter(|s| s.protocol == Protocol::Grpc) {
+            let what = format!("{overlay}: {}", spec.name);
+            let headless = format!("{}-headless", spec.name);
+            let var = format!("{}_URL", spec.name.to_uppercase().replace('-', "_"));
+            assert_eq!(
+                env_value(container, &var).and_then(|e| e["value"].as_str()),
+                Some(format!("http://{headless}:{}", spec.port).as_str()),
+                "{what}: the gateway's {var}"
+            );
+            let svc = find(&docs, "Service", &headless)
+                .unwrap_or_else(|| panic!("{what}: no Service {headless}"));
+            assert_eq!(
+                svc["spec"]["clusterIP"], "None",
+                "{what}: {headless} is not headless"
+            );
+            assert_ne!(
+                svc["spec"]["publishNotReadyAddresses"], true,
+                "{what}: {headless} would resolve to pods that are not ready"
+            );
+            let pods = &deployment(&docs, spec)["spec"]["template"]["metadata"]["labels"];
+            assert!(
+                selects(&svc["spec"]["selector"], pods),
+                "{what}: {headless} selector"
+            );
+            let port = &svc["spec"]["ports"][0];
+            assert_eq!(port["port"], spec.port, "{what}: {headless} port");
+            assert_eq!(port["targetPort"], "http", "{what}: {headless} targetPort");
+            assert!(
+                find(&docs, "Service", spec.name).is_some_and(|s| s["spec"]["clusterIP"] != "None"),
+                "{what}: the ClusterIP Service {} the other callers use is gone",
+                spec.name
+            );
+        }
+    }
+}
+
 #[test]
 fn kafka_topics_are_declared_for_strimzi() {
     let Some(docs) = render("overlays/prod") else {

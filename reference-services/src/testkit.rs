@@ -1,7 +1,7 @@
 //! The one service test harness, for unit tests (`crate::testkit`) and integration tests
 //! (`shop::testkit`, behind the `testing` feature that the crate's own dev-dependency turns on):
 //! start a service in-process on free loopback ports and wait until it answers, poll for a
-//! condition, GET JSON, and run a throwaway `redis-server`.
+//! condition, GET JSON, run a throwaway `redis-server`, and fake backends ([`fakes`]).
 //!
 //! It lives in the library because unit tests in `src/` can only use code of the crate, while
 //! integration tests in `tests/` can use the library; `tests/harness/` keeps only the fixtures of
@@ -17,6 +17,8 @@ use std::{
 };
 
 use crate::platform::{config::ServiceConfig, http::Runtime, shutdown::Shutdown};
+
+pub mod fakes;
 
 /// How long a test waits for something that should happen soon (a hang guard, not a timing
 /// assertion: it normally happens in a fraction of that).

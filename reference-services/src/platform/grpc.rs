@@ -1,6 +1,7 @@
 //! gRPC client plumbing: lazily connected channels (a service starts even when a peer is not up
 //! yet, and reconnects when it comes back) with deadlines, and an interceptor that forwards the
-//! W3C trace context of the current request.
+//! W3C trace context of the current request and its remaining time budget (`grpc-timeout`, see
+//! [`super::deadline`]).
 
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use tonic::{
 
 use super::trace;
 
-/// Adds `traceparent` (a child of the current request's context) to every call.
+/// Adds `traceparent` (a child of the current request's context) to every call, and the
+/// request's remaining time budget as its deadline when it has one.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TraceInterceptor;
 
@@ -22,6 +24,7 @@ impl Interceptor for TraceInterceptor {
         if let Ok(value) = trace::outgoing_header().parse() {
             request.metadata_mut().insert(trace::HEADER, value);
         }
+        super::deadline::apply(&mut request)?;
         Ok(request)
     }
 }
@@ -31,13 +34,17 @@ pub type TracedChannel = InterceptedService<Channel, TraceInterceptor>;
 
 /// A lazily connected channel to `url` (`http://host:port`).
 pub fn channel(url: &str) -> Result<TracedChannel> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .with_context(|| format!("invalid gRPC peer URL {url:?}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(10))
-        .tcp_nodelay(true);
+    let endpoint = endpoint(url).with_context(|| format!("invalid gRPC peer URL {url:?}"))?;
     Ok(InterceptedService::new(
         endpoint.connect_lazy(),
         TraceInterceptor,
     ))
+}
+
+/// The endpoint settings of every client connection (one per address of a balanced channel).
+pub fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
+        .tcp_nodelay(true))
 }

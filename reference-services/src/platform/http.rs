@@ -23,7 +23,7 @@ use super::{
     api::{ApiError, ApiJson},
     config::ServiceConfig,
     faults::{FaultSpec, Faults},
-    metrics::{self, GrpcLabels, HttpLabels, KindLabels, Metrics},
+    metrics::{self, HttpLabels, KindLabels, Metrics},
     readiness::Readiness,
     shutdown::Shutdown,
     sockets,
@@ -165,13 +165,13 @@ fn is_grpc(req: &Request) -> bool {
 async fn observe(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let grpc = is_grpc(&req);
-    let method = req.method().to_string();
+    let method = metrics::method_label(req.method());
     let path = req.uri().path().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+    let matched = req.extensions().get::<MatchedPath>();
+    let route_matched = matched.is_some();
+    let route = matched
+        .map_or(metrics::UNMATCHED, |m| m.as_str())
+        .to_string();
     let trace = req
         .headers()
         .get(trace::HEADER)
@@ -190,10 +190,6 @@ async fn observe(State(rt): State<Runtime>, req: Request, next: Next) -> Respons
     let elapsed = started.elapsed().as_secs_f64();
 
     if grpc {
-        let (service, rpc) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("", &path));
         let code = response
             .headers()
             .get("grpc-status")
@@ -202,18 +198,18 @@ async fn observe(State(rt): State<Runtime>, req: Request, next: Next) -> Respons
             .unwrap_or(0);
         rt.metrics
             .grpc_duration
-            .get_or_create(&GrpcLabels {
-                grpc_service: service.to_string(),
-                grpc_method: rpc.to_string(),
-                grpc_code: format!("{:?}", tonic::Code::from_i32(code)),
-            })
+            .get_or_create(&metrics::grpc_labels(
+                route_matched,
+                &path,
+                tonic::Code::from_i32(code),
+            ))
             .observe(elapsed);
     } else {
         let status = response.status().as_u16();
         rt.metrics
             .http_duration
             .get_or_create(&HttpLabels {
-                method,
+                method: method.to_string(),
                 route,
                 status: status.to_string(),
             })

@@ -8,6 +8,10 @@
 //! for the success status and each server error the route can answer ([`HttpRoute`]), as
 //! Prometheus advises: a series that first appears with a burst already in it shows no increase
 //! to `rate()`, so a service's first 503s would be invisible to dashboards and alerts.
+//!
+//! Label values come from bounded sets only ([`method_label`], [`grpc_labels`], and the route as
+//! the router templated it, else `unmatched`): a client sending random paths or methods must not
+//! be able to create series without end.
 
 use std::sync::{
     Arc, OnceLock,
@@ -53,6 +57,47 @@ pub struct TopicLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
+}
+
+/// The route label of a request no route matched, and the gRPC labels of a call to no service.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The method label: one of the standard methods, else `other` (extension methods are unbounded).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The labels of a gRPC call to `path` (`/package.Service/Method`) that ended with `code`.
+/// `matched` says whether the path reached a served service; a call to no service is labelled
+/// [`UNMATCHED`], and one to a method the service does not have (`UNIMPLEMENTED`) keeps the
+/// service but not the method, since both are whatever the client made up.
+pub fn grpc_labels(matched: bool, path: &str, code: tonic::Code) -> GrpcLabels {
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("", path));
+    let (service, method) = match (matched, code) {
+        (false, _) => (UNMATCHED, UNMATCHED),
+        (true, tonic::Code::Unimplemented) => (service, "unimplemented"),
+        (true, _) => (service, method),
+    };
+    GrpcLabels {
+        grpc_service: service.to_string(),
+        grpc_method: method.to_string(),
+        grpc_code: format!("{code:?}"),
+    }
 }
 
 /// Server errors every route behind the fault-injection middleware can answer: 503 from an
@@ -282,6 +327,25 @@ mod tests {
         assert_eq!(bucket("0.001"), "0", "{text}");
         assert!(text.contains("orders_created_total"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn labels_come_from_bounded_sets() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        let served = grpc_labels(true, "/shop.ProductService/GetProduct", tonic::Code::Ok);
+        assert_eq!(
+            (served.grpc_service.as_str(), served.grpc_method.as_str()),
+            ("shop.ProductService", "GetProduct")
+        );
+        let made_up = grpc_labels(true, "/shop.ProductService/x1", tonic::Code::Unimplemented);
+        assert_eq!(made_up.grpc_method, "unimplemented");
+        let nowhere = grpc_labels(false, "/a.B/c", tonic::Code::Unimplemented);
+        assert_eq!(
+            (nowhere.grpc_service.as_str(), nowhere.grpc_method.as_str()),
+            (UNMATCHED, UNMATCHED)
+        );
     }
 
     #[test]

@@ -160,11 +160,22 @@ pub(super) async fn call(
         tracing::warn!(backend, %detail, "backend call failed");
         ApiError::unavailable(format!("{backend} service unavailable"))
     };
-    let response = request
-        .header(trace::HEADER, trace::outgoing_header())
-        .send()
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+    let mut request = request.header(trace::HEADER, trace::outgoing_header());
+    // The request's remaining budget bounds the call, as grpc-timeout does for gRPC backends.
+    if let Some(left) = deadline::remaining() {
+        request = request.timeout(left);
+    }
+    let response = request.send().await.map_err(|e| {
+        if e.is_timeout() {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                format!("{backend} service did not answer in time"),
+            )
+        } else {
+            unavailable(e.to_string())
+        }
+    })?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);

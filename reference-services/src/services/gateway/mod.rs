@@ -9,8 +9,14 @@
 //! one from the request, so one user cannot reach another's cart, orders or payments. Money is
 //! integer cents inside the platform and decimal amounts (19.99) in this API.
 //!
+//! Calls to each gRPC backend are spread over all of its instances (client-side balancing over the
+//! addresses of its name, re-resolved periodically: see [`crate::platform::balance`]), and the API
+//! routes are guarded by a bound on requests in flight and a time budget that is also the
+//! deadline of every backend call ([`limits`]).
+//!
 //! This file holds the backends' addresses, the clients and the route table; the authentication
-//! extractor, the views, the shared input checks and each group of routes have a file of their own.
+//! extractor, the views, the shared input checks, the limits and each group of routes have a file
+//! of their own.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,8 +41,10 @@ use super::{
 use crate::{
     platform::{
         api::{ApiError, ApiJson, ApiPath, ApiQuery},
+        balance::{self, Balancing},
         config::peer_url,
-        grpc::{self, TracedChannel},
+        deadline,
+        grpc::TracedChannel,
         http::Runtime,
         metrics::HttpRoute,
         trace,
@@ -107,9 +115,32 @@ pub async fn run(rt: Runtime) -> Result<()> {
     run_with(rt, Peers::from_env()).await
 }
 
-/// Runs the gateway against explicit backends.
+/// How the gateway balances its backend calls and limits its requests.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub limits: Limits,
+    pub balancing: Balancing,
+}
+
+impl Options {
+    /// [`Limits::from_env`] and [`Balancing::from_env`].
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            limits: Limits::from_env()?,
+            balancing: Balancing::from_env()?,
+        })
+    }
+}
+
+/// Runs the gateway against explicit backends, with options from the environment.
 pub async fn run_with(rt: Runtime, peers: Peers) -> Result<()> {
-    let gateway = Gateway::connect(&peers)?;
+    run_with_options(rt, peers, Options::from_env()?).await
+}
+
+/// Runs the gateway against explicit backends with explicit options.
+pub async fn run_with_options(rt: Runtime, peers: Peers, options: Options) -> Result<()> {
+    tracing::info!(limits = ?options.limits, balancing = ?options.balancing, "gateway options");
+    let gateway = Gateway::connect(&peers, &options.balancing)?;
     let mut rt = rt;
     // The backends every session needs; the others degrade single endpoints when down.
     rt.readiness
@@ -119,7 +150,7 @@ pub async fn run_with(rt: Runtime, peers: Peers) -> Result<()> {
     rt.readiness
         .add("cart", peer_health_check(peers.cart.clone()));
     rt.metrics.declare_http_routes(&ROUTES, &GATEWAY_ERRORS);
-    rt.serve(router(gateway)).await
+    rt.serve(router(gateway, options.limits)).await
 }
 
 /// The routes of [`router`] with their success status, for the latency series created at start.
@@ -146,11 +177,12 @@ pub const ROUTES: [HttpRoute; 20] = [
     HttpRoute::new("POST", "/api/v1/events", 202),
 ];
 
-/// Server errors the gateway answers beyond 500 and 503: 504 when a backend call times out.
+/// Server errors the gateway answers beyond 500 and 503: 504 when a backend call times out or a
+/// request runs out of its time budget.
 const GATEWAY_ERRORS: [u16; 1] = [504];
 
 /// Clients of every backend, connected once at start and cloned per request (clones share the
-/// underlying connection).
+/// underlying connections: one per instance of the backend).
 #[derive(Clone)]
 pub struct Gateway {
     auth: AuthServiceClient<TracedChannel>,
@@ -167,18 +199,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn connect(peers: &Peers) -> Result<Self> {
+    /// Clients of `peers`, each gRPC one balanced over the instances behind its name (needs a
+    /// Tokio runtime: each such name is re-resolved by a task of its own).
+    pub fn connect(peers: &Peers, balancing: &Balancing) -> Result<Self> {
+        let channel = |url: &str| balance::channel(url, balancing);
         Ok(Self {
-            auth: AuthServiceClient::new(grpc::channel(&peers.auth)?),
-            users: UserServiceClient::new(grpc::channel(&peers.user)?),
-            products: ProductServiceClient::new(grpc::channel(&peers.product)?),
-            inventory: InventoryServiceClient::new(grpc::channel(&peers.inventory)?),
-            offers: OfferServiceClient::new(grpc::channel(&peers.offer)?),
-            orders: OrderServiceClient::new(grpc::channel(&peers.order)?),
-            payments: PaymentServiceClient::new(grpc::channel(&peers.payment)?),
-            recommendations: RecommendationServiceClient::new(grpc::channel(
-                &peers.recommendation,
-            )?),
+            auth: AuthServiceClient::new(channel(&peers.auth)?),
+            users: UserServiceClient::new(channel(&peers.user)?),
+            products: ProductServiceClient::new(channel(&peers.product)?),
+            inventory: InventoryServiceClient::new(channel(&peers.inventory)?),
+            offers: OfferServiceClient::new(channel(&peers.offer)?),
+            orders: OrderServiceClient::new(channel(&peers.order)?),
+            payments: PaymentServiceClient::new(channel(&peers.payment)?),
+            recommendations: RecommendationServiceClient::new(channel(&peers.recommendation)?),
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(2))
                 .timeout(std::time::Duration::from_secs(10))
@@ -189,9 +222,9 @@ impl Gateway {
     }
 }
 
-/// The public API.
-pub fn router(gateway: Gateway) -> Router {
-    Router::new()
+/// The public API, guarded by `limits`.
+pub fn router(gateway: Gateway, limits: Limits) -> Router {
+    let api = Router::new()
         .route("/api/v1/auth/register", post(register))
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
@@ -218,7 +251,8 @@ pub fn router(gateway: Gateway) -> Router {
                 "method not allowed",
             )
         })
-        .with_state(gateway)
+        .with_state(gateway);
+    limits::guard(api, limits)
 }
 
 mod accounts;
@@ -226,6 +260,7 @@ mod authentication;
 mod carts;
 mod checks;
 mod events;
+mod limits;
 mod orders;
 mod payments;
 mod products;
@@ -237,6 +272,7 @@ pub use authentication::{Caller, OptionalCaller};
 use carts::*;
 use checks::*;
 use events::*;
+pub use limits::Limits;
 use orders::*;
 use payments::*;
 use products::*;
@@ -244,5 +280,7 @@ use recommendations::*;
 use views::*;
 pub use views::{cents, money, rfc3339_ms};
 
+#[cfg(test)]
+mod robustness_tests;
 #[cfg(test)]
 mod tests;

@@ -772,7 +772,10 @@ async fn declared_routes_are_the_routers_routes() {
         recommendation: closed.clone(),
         analytics_ingest: closed,
     };
-    let app = super::router(super::Gateway::connect(&peers).unwrap());
+    let app = super::router(
+        super::Gateway::connect(&peers, &Default::default()).unwrap(),
+        super::Limits::default(),
+    );
     for route in super::ROUTES {
         let path = route
             .route
