@@ -405,6 +405,25 @@ async fn idempotency(database_url: Option<String>) {
         .into_inner()
         .orders;
     assert_eq!(alice.len(), 2);
+
+    // Concurrent MarkPaid calls of one payment (the repeats of one payment request): every one
+    // succeeds, since a refusal would make the payment service refund a paid order.
+    let order_id = ids.into_iter().next().unwrap();
+    let answers: Vec<Result<Order, tonic::Status>> = stream::iter(0..32)
+        .map(|_| {
+            let mut client = client.clone();
+            let request = mark_paid("alice", &order_id, "pay-1");
+            async move { client.mark_paid(request).await.map(|r| r.into_inner()) }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for answer in answers {
+        assert_eq!(
+            answer.expect("every repeat is answered as paid").status,
+            "paid"
+        );
+    }
     f.service.stop().await;
 }
 

@@ -10,8 +10,7 @@ use shop::{
     platform::events::{TOPIC_ORDERS, TOPIC_PAYMENTS},
     proto::{
         CancelOrderRequest, CreateOrderRequest, GetOrderRequest, GetPaymentRequest,
-        GetStockRequest, OrderItem,
-        ProcessPaymentRequest, QuoteLine, QuoteRequest,
+        GetStockRequest, OrderItem, ProcessPaymentRequest, QuoteLine, QuoteRequest,
         inventory_service_client::InventoryServiceClient, offer_service_client::OfferServiceClient,
         order_service_client::OrderServiceClient, payment_service_client::PaymentServiceClient,
     },

@@ -273,15 +273,13 @@ impl OrderService for Orders {
         if req.payment_id.trim().is_empty() {
             return Err(Status::invalid_argument("payment_id is required"));
         }
-        if let Some(order) = self.paid_by_payment(&req).await? {
-            return Ok(Response::new(order));
-        }
-        if self
-            .status_of(&req.user_id, &req.order_id)
-            .await?
-            .as_deref()
-            != Some(PENDING)
-        {
+        // The status is read before the payment that paid it: an order is paid only once, so
+        // a concurrent call for the same payment that wins between the two reads is still seen.
+        let status = self.status_of(&req.user_id, &req.order_id).await?;
+        if status.as_deref() != Some(PENDING) {
+            if let Some(order) = self.paid_by_payment(&req).await? {
+                return Ok(Response::new(order));
+            }
             return Err(self.refusal(&req.user_id, &req.order_id, "paid").await?);
         }
         // The stock is made permanent before the order is paid, so a paid order never loses
@@ -572,7 +570,7 @@ impl Orders {
     }
 
     /// The order, if it is already paid by this very payment (a retried or concurrent MarkPaid,
-    /// answered as the first one was).
+    /// answered as the first one was, never refused: a refusal makes the payment refund).
     async fn paid_by_payment(&self, req: &MarkPaidRequest) -> Result<Option<Order>, Status> {
         if self.paid_by(&req.user_id, &req.order_id).await?.as_deref() != Some(&req.payment_id) {
             return Ok(None);
