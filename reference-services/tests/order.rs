@@ -248,11 +248,54 @@ async fn lifecycle(database_url: Option<String>) {
         .cancel_order(cancel("alice", &second.id))
         .await
         .unwrap_err();
+    assert!(
+        f.peers.inventory.was_committed(&second.id),
+        "paying makes the reservation permanent"
+    );
+    // The fake peers serve no payment service, so the refund fails: the order must stay paid.
     assert_eq!(cancel_paid.code(), Code::FailedPrecondition);
+    assert!(
+        cancel_paid.message().contains("stays paid"),
+        "{cancel_paid:?}"
+    );
+    let still_paid = f
+        .client
+        .get_order(get("alice", &second.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        still_paid.status, "paid",
+        "no cancelled order with money taken"
+    );
     assert!(
         !f.peers.inventory.was_released(&second.id),
         "a paid order keeps its stock"
     );
+
+    // Its reservation expired before it was paid: the order is cancelled, not paid, and the
+    // refusal tells the payment service to refund.
+    let lapsed = f
+        .client
+        .create_order(create("alice", &[(4, 1)], ""))
+        .await
+        .unwrap()
+        .into_inner();
+    f.peers.inventory.expire(&lapsed.id);
+    let too_late = f
+        .client
+        .mark_paid(mark_paid("alice", &lapsed.id, "p3"))
+        .await
+        .unwrap_err();
+    assert_eq!(too_late.code(), Code::FailedPrecondition);
+    assert!(too_late.message().contains("expired"), "{too_late:?}");
+    let expired = f
+        .client
+        .get_order(get("alice", &lapsed.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(expired.status, "cancelled");
 
     let reservations = f.peers.inventory.reservation_count();
     let unknown = f
@@ -274,15 +317,21 @@ async fn lifecycle(database_url: Option<String>) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.orders.len(), 2, "refused orders are not stored");
+    assert_eq!(listed.orders.len(), 3, "refused orders are not stored");
 
     let mut reader = TopicReader::new(&f.bootstrap, TOPIC_ORDERS);
     let events = reader
         .read_until("the lifecycle events", |events| {
             !events_of(events, "order.cancelled", &first.id).is_empty()
                 && !events_of(events, "order.paid", &second.id).is_empty()
+                && !events_of(events, "order.cancelled", &lapsed.id).is_empty()
         })
         .await;
+    let expiry = events_of(events, "order.cancelled", &lapsed.id);
+    assert_eq!(expiry.len(), 1);
+    assert_eq!(expiry[0].data["reason"], "reservation_expired");
+    assert!(events_of(events, "order.paid", &lapsed.id).is_empty());
+    assert!(events_of(events, "order.cancelled", &second.id).is_empty());
     assert_eq!(events_of(events, "order.created", &first.id).len(), 1);
     assert_eq!(events_of(events, "order.created", &second.id).len(), 1);
     let paid_events = events_of(events, "order.paid", &second.id);
@@ -356,6 +405,25 @@ async fn idempotency(database_url: Option<String>) {
         .into_inner()
         .orders;
     assert_eq!(alice.len(), 2);
+
+    // Concurrent MarkPaid calls of one payment (the repeats of one payment request): every one
+    // succeeds, since a refusal would make the payment service refund a paid order.
+    let order_id = ids.into_iter().next().unwrap();
+    let answers: Vec<Result<Order, tonic::Status>> = stream::iter(0..32)
+        .map(|_| {
+            let mut client = client.clone();
+            let request = mark_paid("alice", &order_id, "pay-1");
+            async move { client.mark_paid(request).await.map(|r| r.into_inner()) }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for answer in answers {
+        assert_eq!(
+            answer.expect("every repeat is answered as paid").status,
+            "paid"
+        );
+    }
     f.service.stop().await;
 }
 

@@ -1,6 +1,6 @@
 //! Order and payment end to end against the real product, offer and inventory services (no
 //! fakes): prices come from the offer service's quote, stock moves in the inventory service when
-//! an order is placed, cancelled or paid, and the events reach Kafka.
+//! an order is placed, cancelled, paid or refunded, and the events reach Kafka.
 
 mod harness;
 
@@ -9,8 +9,8 @@ use shop::testkit;
 use shop::{
     platform::events::{TOPIC_ORDERS, TOPIC_PAYMENTS},
     proto::{
-        CancelOrderRequest, CreateOrderRequest, GetOrderRequest, GetStockRequest, OrderItem,
-        ProcessPaymentRequest, QuoteLine, QuoteRequest,
+        CancelOrderRequest, CreateOrderRequest, GetOrderRequest, GetPaymentRequest,
+        GetStockRequest, OrderItem, ProcessPaymentRequest, QuoteLine, QuoteRequest,
         inventory_service_client::InventoryServiceClient, offer_service_client::OfferServiceClient,
         order_service_client::OrderServiceClient, payment_service_client::PaymentServiceClient,
     },
@@ -60,13 +60,16 @@ async fn orders_are_priced_reserved_paid_and_released_by_the_real_services() {
     let offers = testkit::start_with(config("offer"), |rt| offer::run_with(rt, product_url)).await;
     let stock =
         testkit::start_with(config("inventory"), |rt| inventory::run_with(rt, PRODUCTS)).await;
+    // Order and payment call each other: the payment service's address is chosen first.
+    let payment_config = config("payment");
     let peers = order::Peers {
         offer: offers.url.clone(),
         inventory: stock.url.clone(),
+        payment: format!("http://{}", payment_config.listen),
     };
     let orders = testkit::start_with(config("order"), |rt| order::run_with(rt, peers)).await;
     let order_url = orders.url.clone();
-    let payments = testkit::start_with(config("payment"), move |rt| async move {
+    let payments = testkit::start_with(payment_config, move |rt| async move {
         payment::run_with(rt, &order_url).await
     })
     .await;
@@ -125,6 +128,7 @@ async fn orders_are_priced_reserved_paid_and_released_by_the_real_services() {
             order_id: paid_order.id.clone(),
             amount_cents: paid_order.total_cents,
             method: "card".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -159,6 +163,32 @@ async fn orders_are_priced_reserved_paid_and_released_by_the_real_services() {
         before - 2,
         "cancelling gives stock back"
     );
+
+    // The paid order: its refund comes first, then its committed stock goes back.
+    let cancel_paid = CancelOrderRequest {
+        user_id: "rita".into(),
+        order_id: paid_order.id.clone(),
+    };
+    let refunded_order = order_client
+        .cancel_order(cancel_paid)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(refunded_order.status, "cancelled");
+    assert_eq!(
+        available(&mut stock_client, 11).await,
+        before,
+        "a refunded order's goods go back"
+    );
+    let receipt = payment_client
+        .get_payment(GetPaymentRequest {
+            user_id: "rita".into(),
+            payment_id: payment.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(receipt.status, "refunded");
 
     let unknown = order_client
         .create_order(create("rita", &[(PRODUCTS + 1, 1)]))

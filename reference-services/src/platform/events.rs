@@ -3,7 +3,7 @@
 //! event id, which makes processing effectively once).
 //!
 //! Topics of the platform: `orders` (order.created / order.cancelled / order.paid),
-//! `payments` (payment.succeeded), `page.viewed`, `analytics-results`.
+//! `payments` (payment.succeeded / payment.refunded), `page.viewed`, `analytics-results`.
 
 use std::time::Duration;
 

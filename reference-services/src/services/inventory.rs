@@ -6,21 +6,29 @@
 //! (`available = available - q WHERE available >= q`), and a line that finds too little rolls the
 //! whole transaction back. Reservations are keyed by (order id, product id), which makes `Reserve`
 //! safe to retry and lets `Release` give the stock back exactly once.
+//!
+//! A reservation is held for [`Settings::reservation_ttl`] (`RESERVATION_TTL_SECS`, default
+//! [`DEFAULT_RESERVATION_TTL`]): an order that is never paid must not hide its stock forever, so
+//! a sweeper task gives back every held reservation older than that. Paying an order `Commit`s its
+//! reservation, which makes it permanent (the sweeper never touches it); cancelling an order
+//! `Release`s held and committed stock alike.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use sqlx::{Any, Transaction};
 use tonic::{Request, Response, Status};
 
 use crate::{
     platform::{
+        config::parse_env,
         http::Runtime,
+        shutdown::Shutdown,
         storage::{Db, db_status},
     },
     proto::{
-        GetStockRequest, LineItem, ReleaseRequest, ReleaseResponse, ReserveRequest,
-        ReserveResponse, StockItem, StockList,
+        CommitRequest, CommitResponse, GetStockRequest, LineItem, ReleaseRequest, ReleaseResponse,
+        ReserveRequest, ReserveResponse, StockItem, StockList,
         inventory_service_server::{InventoryService, InventoryServiceServer},
     },
 };
@@ -37,16 +45,71 @@ pub fn initial_stock(id: i64) -> i64 {
     MIN_INITIAL_STOCK + (id.wrapping_mul(7919)).rem_euclid(50_000)
 }
 
-/// Runs the inventory service for the catalog size in `PRODUCT_COUNT`.
-pub async fn run(rt: Runtime) -> Result<()> {
-    run_with(rt, super::product::product_count_from_env()?).await
+/// How long a reservation is held for an order that is not paid, unless `RESERVATION_TTL_SECS`
+/// says otherwise: long enough for a customer to pay, short enough that abandoned checkouts
+/// give their stock back within the quarter hour.
+pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(15 * 60);
+/// Most reservations (orders) one sweep gives back; the next sweep goes on at once.
+const SWEEP_BATCH: i64 = 100;
+
+/// `reservations.released`: the stock is held for the order (until paid, cancelled or expired).
+const HELD: i64 = 0;
+/// `reservations.released`: the stock went back (cancelled, expired or never stored).
+const RELEASED: i64 = 1;
+/// `reservations.released`: the order was paid; the stock is sold and never expires.
+const COMMITTED: i64 = 2;
+
+/// What the inventory service is run with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Products `1..=product_count` are stocked.
+    pub product_count: i64,
+    /// How long a reservation is held before the sweeper gives it back.
+    pub reservation_ttl: Duration,
 }
 
-/// Runs the inventory service stocking products `1..=product_count`.
+impl Settings {
+    /// `PRODUCT_COUNT` and `RESERVATION_TTL_SECS` (1 second to 7 days).
+    pub fn from_env() -> Result<Self> {
+        let ttl_secs =
+            parse_env::<u64>("RESERVATION_TTL_SECS")?.unwrap_or(DEFAULT_RESERVATION_TTL.as_secs());
+        if !(1..=7 * 24 * 3600).contains(&ttl_secs) {
+            bail!("RESERVATION_TTL_SECS must be within 1..=604800, got {ttl_secs}");
+        }
+        Ok(Self {
+            product_count: super::product::product_count_from_env()?,
+            reservation_ttl: Duration::from_secs(ttl_secs),
+        })
+    }
+}
+
+/// How often the sweeper looks for expired reservations: a quarter of the TTL, so a reservation
+/// outlives its TTL by at most that much, within 50 ms and 30 s.
+pub fn sweep_interval(ttl: Duration) -> Duration {
+    (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30))
+}
+
+/// Runs the inventory service with settings from the environment.
+pub async fn run(rt: Runtime) -> Result<()> {
+    run_settings(rt, Settings::from_env()?).await
+}
+
+/// Runs the inventory service stocking products `1..=product_count`, with the default TTL.
 pub async fn run_with(rt: Runtime, product_count: i64) -> Result<()> {
+    let settings = Settings {
+        product_count,
+        reservation_ttl: DEFAULT_RESERVATION_TTL,
+    };
+    run_settings(rt, settings).await
+}
+
+/// Runs the inventory service with explicit settings (tests choose a short TTL).
+pub async fn run_settings(rt: Runtime, settings: Settings) -> Result<()> {
     let db = Db::connect(&rt.config).await?;
     db.migrate(&schema()).await?;
-    seed(&db, product_count).await?;
+    seed(&db, settings.product_count).await?;
+    let sweeper = Sweeper::open(db.clone(), settings.reservation_ttl).await?;
+    sweeper.spawn(&rt.shutdown);
 
     let mut rt = rt;
     let probe = db.clone();
@@ -67,7 +130,8 @@ fn schema() -> Vec<String> {
             reserved BIGINT NOT NULL
         )"
         .to_string(),
-        // released: 0 while the stock is held, 1 once it went back.
+        // released: HELD (0) while the stock is held, RELEASED (1) once it went back,
+        // COMMITTED (2) once the order was paid.
         "CREATE TABLE IF NOT EXISTS reservations (
             order_id TEXT NOT NULL,
             product_id BIGINT NOT NULL,
@@ -77,7 +141,137 @@ fn schema() -> Vec<String> {
             PRIMARY KEY (order_id, product_id)
         )"
         .to_string(),
+        "CREATE INDEX IF NOT EXISTS reservations_by_age ON reservations (released, created_at)"
+            .to_string(),
+        // When reservations started to expire (one row, written once). Reservations made by an
+        // earlier version may belong to paid orders that were never committed, so the sweeper
+        // leaves everything older alone rather than sell that stock twice.
+        "CREATE TABLE IF NOT EXISTS reservation_expiry (
+            id BIGINT PRIMARY KEY,
+            since BIGINT NOT NULL
+        )"
+        .to_string(),
     ]
+}
+
+/// Gives back reservations held longer than the TTL.
+#[derive(Clone, Debug)]
+pub struct Sweeper {
+    db: Db,
+    ttl: Duration,
+    /// Reservations created before this (ms) predate expiry and are never swept.
+    since: i64,
+}
+
+impl Sweeper {
+    /// Reads (or, on first start, records) when expiry began.
+    pub async fn open(db: Db, ttl: Duration) -> Result<Self> {
+        sqlx::query(
+            "INSERT INTO reservation_expiry (id, since) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(now_ms())
+        .execute(&db.pool)
+        .await?;
+        let (since,): (i64,) = sqlx::query_as("SELECT since FROM reservation_expiry WHERE id = 1")
+            .fetch_one(&db.pool)
+            .await?;
+        Ok(Self { db, ttl, since })
+    }
+
+    /// Sweeps every [`sweep_interval`] until shutdown; a failed sweep is retried next time.
+    pub fn spawn(self, shutdown: &Shutdown) {
+        let stop = shutdown.clone();
+        let every = sweep_interval(self.ttl);
+        shutdown.spawn(async move {
+            loop {
+                let pause = match self.sweep(now_ms()).await {
+                    Ok(n) if n as i64 == SWEEP_BATCH => Duration::ZERO,
+                    Ok(_) => every,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reservation sweep failed; will retry");
+                        every
+                    }
+                };
+                tokio::select! {
+                    _ = stop.wait() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        });
+    }
+
+    /// Gives back up to [`SWEEP_BATCH`] reservations still held at `now` (ms) although created
+    /// more than the TTL before it; returns how many orders' stock went back. `now` is a
+    /// parameter so tests can move the clock instead of waiting.
+    pub async fn sweep(&self, now: i64) -> Result<usize, sqlx::Error> {
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now.saturating_sub(ttl_ms);
+        let expired: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT order_id FROM reservations
+             WHERE released = $1 AND created_at < $2 AND created_at >= $3 LIMIT $4",
+        )
+        .bind(HELD)
+        .bind(cutoff)
+        .bind(self.since)
+        .bind(SWEEP_BATCH)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut swept = 0;
+        for (order_id,) in expired {
+            let mut tx = self.db.pool.begin().await?;
+            // Only still-held lines: a Commit or Release that won the race keeps its outcome.
+            let lines = give_back(&mut tx, &order_id, &[HELD], Some(cutoff)).await?;
+            tx.commit().await?;
+            if !lines.is_empty() {
+                swept += 1;
+                tracing::info!(%order_id, lines = lines.len(), "expired reservation released");
+            }
+        }
+        Ok(swept)
+    }
+}
+
+/// Marks the order's reservation lines in one of the states `from` as released (only those
+/// created before `created_before`, when given) and puts their stock back; returns the lines.
+/// Flipping and reading the lines in one statement means that of two concurrent releases only
+/// one sees them, so stock goes back exactly once.
+async fn give_back(
+    tx: &mut Transaction<'static, Any>,
+    order_id: &str,
+    from: &[i64],
+    created_before: Option<i64>,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    let states = from
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lines: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        "UPDATE reservations SET released = $1
+         WHERE order_id = $2 AND released IN ({states}) AND created_at < $3
+         RETURNING product_id, quantity"
+    ))
+    .bind(RELEASED)
+    .bind(order_id)
+    .bind(created_before.unwrap_or(i64::MAX))
+    .fetch_all(&mut **tx)
+    .await?;
+    for (product_id, quantity) in &lines {
+        sqlx::query(
+            "UPDATE stock SET available = available + $2, reserved = reserved - $2
+             WHERE product_id = $1",
+        )
+        .bind(*product_id)
+        .bind(*quantity)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(lines)
+}
+
+/// Milliseconds since the Unix epoch, the unit of `reservations.created_at`.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Stocks every product that has no stock row yet (existing levels are never reset).
@@ -178,17 +372,18 @@ impl Inventory {
         order_id: &str,
         lines: &BTreeMap<i64, i64>,
     ) -> Result<bool, Refusal> {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = now_ms();
         // The reservation rows go first: if the order already has them, the insert conflicts and
         // nothing else is attempted (and concurrent retries of one order serialise on the key).
         for (product_id, quantity) in lines {
             let inserted = sqlx::query(
                 "INSERT INTO reservations (order_id, product_id, quantity, released, created_at)
-                 VALUES ($1, $2, $3, 0, $4) ON CONFLICT (order_id, product_id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id, product_id) DO NOTHING",
             )
             .bind(order_id)
             .bind(*product_id)
             .bind(*quantity)
+            .bind(HELD)
             .bind(now)
             .execute(&mut **tx)
             .await?;
@@ -294,27 +489,10 @@ impl InventoryService for Inventory {
     ) -> Result<Response<ReleaseResponse>, Status> {
         let order_id = request.into_inner().order_id;
         let mut tx = self.db.pool.begin().await.map_err(db_status)?;
-        // Flipping `released` and reading the lines in one statement means that of two
-        // concurrent releases only one sees the lines, so stock goes back exactly once.
-        let lines: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE reservations SET released = 1 WHERE order_id = $1 AND released = 0
-             RETURNING product_id, quantity",
-        )
-        .bind(&order_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_status)?;
-        for (product_id, quantity) in &lines {
-            sqlx::query(
-                "UPDATE stock SET available = available + $2, reserved = reserved - $2
-                 WHERE product_id = $1",
-            )
-            .bind(*product_id)
-            .bind(*quantity)
-            .execute(&mut *tx)
+        // Committed stock too: a paid order that is cancelled (and refunded) gives its goods back.
+        let lines = give_back(&mut tx, &order_id, &[HELD, COMMITTED], None)
             .await
             .map_err(db_status)?;
-        }
         tx.commit().await.map_err(db_status)?;
         if !lines.is_empty() {
             tracing::info!(%order_id, lines = lines.len(), "stock released");
@@ -322,6 +500,48 @@ impl InventoryService for Inventory {
         Ok(Response::new(ReleaseResponse {
             released: !lines.is_empty(),
         }))
+    }
+
+    async fn commit(
+        &self,
+        request: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
+        let order_id = request.into_inner().order_id;
+        // One statement flips every held line, so the sweeper (which only takes held lines)
+        // either released the whole reservation before this or finds nothing left to take.
+        let committed = sqlx::query(
+            "UPDATE reservations SET released = $1 WHERE order_id = $2 AND released = $3",
+        )
+        .bind(COMMITTED)
+        .bind(&order_id)
+        .bind(HELD)
+        .execute(&self.db.pool)
+        .await
+        .map_err(db_status)?
+        .rows_affected();
+        if committed > 0 {
+            tracing::info!(%order_id, "reservation committed");
+            return Ok(Response::new(CommitResponse {
+                already_committed: false,
+            }));
+        }
+        let state: Option<(i64,)> =
+            sqlx::query_as("SELECT released FROM reservations WHERE order_id = $1 LIMIT 1")
+                .bind(&order_id)
+                .fetch_optional(&self.db.pool)
+                .await
+                .map_err(db_status)?;
+        match state {
+            Some((COMMITTED,)) => Ok(Response::new(CommitResponse {
+                already_committed: true,
+            })),
+            Some(_) => Err(Status::failed_precondition(format!(
+                "the stock reservation of order {order_id} expired or was released"
+            ))),
+            None => Err(Status::not_found(format!(
+                "order {order_id} holds no stock reservation"
+            ))),
+        }
     }
 }
 
@@ -362,6 +582,181 @@ mod tests {
         let running = testkit::start("inventory", dir, |rt| run_with(rt, 1000)).await;
         let client = InventoryServiceClient::new(grpc::channel(&running.url).unwrap());
         (running, client)
+    }
+
+    fn commit(order_id: &str) -> CommitRequest {
+        CommitRequest {
+            order_id: order_id.into(),
+        }
+    }
+
+    /// The database of the service started in `dir`, opened a second time (as a second
+    /// replica would), for a sweeper whose clock the test sets.
+    async fn same_database(dir: &std::path::Path) -> Db {
+        Db::connect_url(&format!("sqlite://{}/inventory.db?mode=rwc", dir.display()))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn commit_makes_a_reservation_permanent_and_release_still_returns_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_service, mut client) = start_inventory(dir.path()).await;
+        let before = stock_of(&mut client, 9).await;
+        client.reserve(reserve("paid", &[(9, 4)])).await.unwrap();
+
+        let first = client.commit(commit("paid")).await.unwrap().into_inner();
+        assert!(!first.already_committed);
+        let again = client.commit(commit("paid")).await.unwrap().into_inner();
+        assert!(again.already_committed, "committing twice is harmless");
+        let held = stock_of(&mut client, 9).await;
+        assert_eq!((held.available, held.reserved), (before.available - 4, 4));
+
+        // A paid order that is cancelled (refunded) gives its goods back.
+        let released = client
+            .release(ReleaseRequest {
+                order_id: "paid".into(),
+            })
+            .await
+            .unwrap();
+        assert!(released.into_inner().released);
+        assert_eq!(stock_of(&mut client, 9).await, before);
+        let late = client.commit(commit("paid")).await.unwrap_err();
+        assert_eq!(late.code(), Code::FailedPrecondition, "{late:?}");
+        let unknown = client.commit(commit("never")).await.unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_returns_expired_reservations_but_not_committed_or_fresh_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_service, mut client) = start_inventory(dir.path()).await;
+        let before = stock_of(&mut client, 11).await;
+        client
+            .reserve(reserve("abandoned", &[(11, 2), (12, 1)]))
+            .await
+            .unwrap();
+        client.reserve(reserve("paid", &[(11, 3)])).await.unwrap();
+        client.commit(commit("paid")).await.unwrap();
+
+        let ttl = Duration::from_secs(60);
+        let sweeper = Sweeper::open(same_database(dir.path()).await, ttl)
+            .await
+            .unwrap();
+        let now = now_ms();
+        assert_eq!(
+            sweeper.sweep(now).await.unwrap(),
+            0,
+            "nothing is older than the TTL yet"
+        );
+        assert_eq!(stock_of(&mut client, 11).await.reserved, 5);
+
+        let later = now + 61_000;
+        assert_eq!(
+            sweeper.sweep(later).await.unwrap(),
+            1,
+            "only the unpaid order expires"
+        );
+        let left = stock_of(&mut client, 11).await;
+        assert_eq!((left.available, left.reserved), (before.available - 3, 3));
+        assert_eq!(stock_of(&mut client, 12).await.reserved, 0);
+        assert_eq!(
+            sweeper.sweep(later).await.unwrap(),
+            0,
+            "stock goes back once"
+        );
+
+        let expired = client.commit(commit("abandoned")).await.unwrap_err();
+        assert_eq!(expired.code(), Code::FailedPrecondition);
+        assert!(expired.message().contains("expired"), "{expired:?}");
+        let retry = client
+            .reserve(reserve("abandoned", &[(11, 2)]))
+            .await
+            .unwrap();
+        assert!(
+            retry.into_inner().already_reserved,
+            "an expired order id does not reserve again"
+        );
+        let released = client
+            .release(ReleaseRequest {
+                order_id: "abandoned".into(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            !released.into_inner().released,
+            "expired stock is not given back twice"
+        );
+        assert_eq!(stock_of(&mut client, 11).await, left);
+    }
+
+    #[tokio::test]
+    async fn reservations_from_before_expiry_existed_are_never_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_service, mut client) = start_inventory(dir.path()).await;
+        client.reserve(reserve("old", &[(20, 1)])).await.unwrap();
+        let db = same_database(dir.path()).await;
+        // As if the reservation had been made by a version without expiry: before `since`.
+        sqlx::query(
+            "UPDATE reservations SET created_at = created_at - 3600000 WHERE order_id = 'old'",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let sweeper = Sweeper::open(db, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(sweeper.sweep(now_ms() + 10_000_000).await.unwrap(), 0);
+        assert_eq!(stock_of(&mut client, 20).await.reserved, 1);
+    }
+
+    #[tokio::test]
+    async fn the_running_service_sweeps_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            product_count: 100,
+            reservation_ttl: Duration::from_secs(1),
+        };
+        let running =
+            testkit::start("inventory", dir.path(), |rt| run_settings(rt, settings)).await;
+        let mut client = InventoryServiceClient::new(grpc::channel(&running.url).unwrap());
+        // Committed before the other reservation exists, so it cannot have expired first.
+        client.reserve(reserve("paid", &[(30, 2)])).await.unwrap();
+        client.commit(commit("paid")).await.unwrap();
+        client
+            .reserve(reserve("abandoned", &[(31, 2)]))
+            .await
+            .unwrap();
+        let probe = client.clone();
+        testkit::eventually(
+            "the abandoned reservation expires",
+            testkit::DEADLINE,
+            || {
+                let mut client = probe.clone();
+                async move { (stock_of(&mut client, 31).await.reserved == 0).then_some(()) }
+            },
+        )
+        .await;
+        assert_eq!(stock_of(&mut client, 31).await.available, initial_stock(31));
+        assert_eq!(
+            stock_of(&mut client, 30).await.reserved,
+            2,
+            "paid stock stays sold"
+        );
+    }
+
+    #[test]
+    fn sweeps_often_enough_for_the_ttl() {
+        assert_eq!(
+            sweep_interval(DEFAULT_RESERVATION_TTL),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_secs(1)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_millis(1)),
+            Duration::from_millis(50)
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Notification service: turns order and payment events into customer notifications (order
-//! confirmation, cancellation, payment receipt).
+//! confirmation, cancellation, payment receipt, refund).
 //!
 //! It only consumes Kafka (topics `orders` and `payments`); no real e-mail leaves the process.
 //! The event id is the notification's primary key, so a redelivered event never notifies a
@@ -124,6 +124,13 @@ pub fn notification_for(envelope: &Envelope) -> Option<Notification> {
                 "We received your payment of {} for order {order_id} ({}).",
                 dollars(data["amount_cents"].as_i64().unwrap_or(0)),
                 data["method"].as_str().unwrap_or("unknown method")
+            ),
+        ),
+        "payment.refunded" => (
+            "payment_refund",
+            format!(
+                "Your payment of {} for order {order_id} was refunded.",
+                dollars(data["amount_cents"].as_i64().unwrap_or(0))
             ),
         ),
         _ => return None,
@@ -289,6 +296,17 @@ mod tests {
         assert_eq!(
             notification_for(&cancelled).unwrap().kind,
             "order_cancelled"
+        );
+
+        let refunded = envelope(
+            "payment.refunded",
+            json!({"order_id": "o1", "user_id": "u1", "amount_cents": 2507}),
+        );
+        let n = notification_for(&refunded).unwrap();
+        assert_eq!(n.kind, "payment_refund");
+        assert_eq!(
+            n.message,
+            "Your payment of $25.07 for order o1 was refunded."
         );
     }
 

@@ -1,13 +1,17 @@
 //! Order service (gRPC `OrderService`): turns line items into a priced order, reserves its stock
 //! and announces every state change on Kafka topic `orders`.
 //!
-//! An order is money, so the service is built around three guarantees. Prices come from the offer
+//! An order is money, so the service is built around these guarantees. Prices come from the offer
 //! service (the one place that knows discounts), never from the client. Stock is reserved before
 //! the order exists, so a paid order always has its goods; if the order cannot be stored the
-//! reservation is released. The order row and the event announcing it are written in one
-//! transaction through the [`Outbox`], so a Kafka outage neither fails an order nor loses its
-//! event. Every read and write is scoped to the caller's user id, and another user's order is
-//! answered with NotFound so order ids reveal nothing.
+//! reservation is released. A reservation expires if the order is not paid in time (see the
+//! inventory service): paying commits it first, and an order whose reservation lapsed is
+//! cancelled instead of paid (the payment service then refunds the charge). Cancelling a paid
+//! order refunds its payment first and is refused, the order staying paid, if the refund fails:
+//! there is never a cancelled order with money taken. The order row and the event announcing it
+//! are written in one transaction through the [`Outbox`], so a Kafka outage neither fails an
+//! order nor loses its event. Every read and write is scoped to the caller's user id, and another
+//! user's order is answered with NotFound so order ids reveal nothing.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -28,12 +32,13 @@ use crate::{
         storage::{Db, db_status},
     },
     proto::{
-        CancelOrderRequest, CreateOrderRequest, GetOrderRequest, LineItem, ListOrdersRequest,
-        MarkPaidRequest, Order, OrderItem, OrderList, QuoteLine, QuoteRequest, ReleaseRequest,
-        ReserveRequest,
+        CancelOrderRequest, CommitRequest, CreateOrderRequest, GetOrderRequest, LineItem,
+        ListOrdersRequest, MarkPaidRequest, Order, OrderItem, OrderList, QuoteLine, QuoteRequest,
+        RefundPaymentRequest, ReleaseRequest, ReserveRequest,
         inventory_service_client::InventoryServiceClient,
         offer_service_client::OfferServiceClient,
         order_service_server::{OrderService, OrderServiceServer},
+        payment_service_client::PaymentServiceClient,
     },
 };
 
@@ -59,14 +64,18 @@ pub struct Peers {
     pub offer: String,
     /// Base URL of the inventory service (reservations).
     pub inventory: String,
+    /// Base URL of the payment service (refunds when a paid order is cancelled). Only that
+    /// call needs it, so it is not a start dependency (the payment service depends on this one).
+    pub payment: String,
 }
 
 impl Peers {
-    /// `OFFER_URL` / `INVENTORY_URL`, else the in-cluster names.
+    /// `OFFER_URL` / `INVENTORY_URL` / `PAYMENT_URL`, else the in-cluster names.
     pub fn from_env() -> Self {
         Self {
             offer: peer_url("offer", 50051),
             inventory: peer_url("inventory", 50051),
+            payment: peer_url("payment", 50051),
         }
     }
 }
@@ -104,6 +113,7 @@ pub async fn run_with(mut rt: Runtime, peers: Peers) -> Result<()> {
         metrics: rt.metrics.clone(),
         offer: OfferServiceClient::new(grpc::channel(&peers.offer)?),
         inventory: InventoryServiceClient::new(grpc::channel(&peers.inventory)?),
+        payments: PaymentServiceClient::new(grpc::channel(&peers.payment)?),
     };
     let router = tonic::service::Routes::new(OrderServiceServer::new(service)).into_axum_router();
     rt.serve(router).await
@@ -146,6 +156,7 @@ struct Orders {
     metrics: Arc<Metrics>,
     offer: OfferServiceClient<TracedChannel>,
     inventory: InventoryServiceClient<TracedChannel>,
+    payments: PaymentServiceClient<TracedChannel>,
 }
 
 #[tonic::async_trait]
@@ -228,24 +239,30 @@ impl OrderService for Orders {
     ) -> Result<Response<Order>, Status> {
         let req = request.into_inner();
         let change = Transition {
+            from: PENDING,
             to: CANCELLED,
             event_type: "order.cancelled",
             payment_id: None,
+            reason: None,
         };
-        match self
+        if let Some(order) = self
             .transition(&req.user_id, &req.order_id, &change)
             .await
             .map_err(db_status)?
         {
-            Some(order) => {
-                self.outbox.notify();
-                self.release_reservation(&order.id).await;
-                Ok(Response::new(order))
-            }
-            None => Err(self
-                .refusal(&req.user_id, &req.order_id, "cancelled")
-                .await?),
+            self.outbox.notify();
+            self.release_reservation(&order.id).await;
+            return Ok(Response::new(order));
         }
+        if let Some(payment_id) = self.paid_by(&req.user_id, &req.order_id).await? {
+            return self
+                .cancel_paid(&req.user_id, &req.order_id, &payment_id)
+                .await
+                .map(Response::new);
+        }
+        Err(self
+            .refusal(&req.user_id, &req.order_id, "cancelled")
+            .await?)
     }
 
     async fn mark_paid(
@@ -256,10 +273,44 @@ impl OrderService for Orders {
         if req.payment_id.trim().is_empty() {
             return Err(Status::invalid_argument("payment_id is required"));
         }
+        // The status is read before the payment that paid it: an order is paid only once, so
+        // a concurrent call for the same payment that wins between the two reads is still seen.
+        let status = self.status_of(&req.user_id, &req.order_id).await?;
+        if status.as_deref() != Some(PENDING) {
+            if let Some(order) = self.paid_by_payment(&req).await? {
+                return Ok(Response::new(order));
+            }
+            return Err(self.refusal(&req.user_id, &req.order_id, "paid").await?);
+        }
+        // The stock is made permanent before the order is paid, so a paid order never loses
+        // its goods to the reservation sweeper.
+        let committed = self
+            .inventory
+            .clone()
+            .commit(CommitRequest {
+                order_id: req.order_id.clone(),
+            })
+            .await;
+        match committed {
+            Ok(_) => {}
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition | tonic::Code::NotFound
+                ) =>
+            {
+                return Err(self
+                    .expire(&req.user_id, &req.order_id, status.message())
+                    .await?);
+            }
+            Err(status) => return Err(status),
+        }
         let change = Transition {
+            from: PENDING,
             to: PAID,
             event_type: "order.paid",
             payment_id: Some(&req.payment_id),
+            reason: None,
         };
         if let Some(order) = self
             .transition(&req.user_id, &req.order_id, &change)
@@ -269,25 +320,24 @@ impl OrderService for Orders {
             self.outbox.notify();
             return Ok(Response::new(order));
         }
-        // Already paid by this very payment: a retried call, so answer as the first one did.
-        if self.paid_by(&req.user_id, &req.order_id).await?.as_deref() == Some(&req.payment_id) {
-            let mut conn = self.db.pool.acquire().await.map_err(db_status)?;
-            if let Some(order) = load_order(&mut conn, &req.user_id, &req.order_id)
-                .await
-                .map_err(db_status)?
-            {
-                return Ok(Response::new(order));
-            }
+        // A concurrent call for the same payment got there first: answer as it did.
+        if let Some(order) = self.paid_by_payment(&req).await? {
+            return Ok(Response::new(order));
         }
+        // Cancelled between the check and now: that cancellation releases the stock (committed
+        // or not), and the refusal makes the payment service refund.
         Err(self.refusal(&req.user_id, &req.order_id, "paid").await?)
     }
 }
 
-/// A status change of a pending order and the event that announces it.
+/// A status change of an order and the event that announces it.
 struct Transition<'a> {
+    from: &'static str,
     to: &'static str,
     event_type: &'static str,
     payment_id: Option<&'a str>,
+    /// Why, for changes a customer did not ask for (`data.reason` of the event).
+    reason: Option<&'static str>,
 }
 
 impl Orders {
@@ -472,8 +522,8 @@ impl Orders {
             .collect())
     }
 
-    /// Moves a pending order of `user_id` to `change.to` with its event in one transaction;
-    /// `None` when there is no such pending order.
+    /// Moves an order of `user_id` from `change.from` to `change.to` with its event in one
+    /// transaction; `None` when the user has no such order in `change.from`.
     async fn transition(
         &self,
         user_id: &str,
@@ -490,7 +540,7 @@ impl Orders {
         .bind(now_ms())
         .bind(order_id)
         .bind(user_id)
-        .bind(PENDING)
+        .bind(change.from)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -510,10 +560,107 @@ impl Orders {
         if let Some(payment_id) = change.payment_id {
             data["payment_id"] = json!(payment_id);
         }
+        if let Some(reason) = change.reason {
+            data["reason"] = json!(reason);
+        }
         let event = Envelope::new(change.event_type, data);
         Outbox::enqueue(&mut tx, TOPIC_ORDERS, &order.id, &event).await?;
         tx.commit().await?;
         Ok(Some(order))
+    }
+
+    /// The order, if it is already paid by this very payment (a retried or concurrent MarkPaid,
+    /// answered as the first one was, never refused: a refusal makes the payment refund).
+    async fn paid_by_payment(&self, req: &MarkPaidRequest) -> Result<Option<Order>, Status> {
+        if self.paid_by(&req.user_id, &req.order_id).await?.as_deref() != Some(&req.payment_id) {
+            return Ok(None);
+        }
+        let mut conn = self.db.pool.acquire().await.map_err(db_status)?;
+        load_order(&mut conn, &req.user_id, &req.order_id)
+            .await
+            .map_err(db_status)
+    }
+
+    /// Cancels the user's paid order: refunds its payment, then cancels it and gives its stock
+    /// back. A refund that fails (or whose outcome is unknown) refuses the cancellation and the
+    /// order stays paid; repeating the cancellation is safe, as refunding twice is a no-op.
+    async fn cancel_paid(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        payment_id: &str,
+    ) -> Result<Order, Status> {
+        let refund = RefundPaymentRequest {
+            user_id: user_id.to_string(),
+            order_id: order_id.to_string(),
+            payment_id: payment_id.to_string(),
+        };
+        if let Err(status) = self.payments.clone().refund_payment(refund).await {
+            tracing::warn!(order_id, payment_id, error = %status, "refund failed; order stays paid");
+            return Err(Status::failed_precondition(format!(
+                "order {order_id} is paid and its payment could not be refunded ({}); \
+                 the order stays paid",
+                status.message()
+            )));
+        }
+        let change = Transition {
+            from: PAID,
+            to: CANCELLED,
+            event_type: "order.cancelled",
+            payment_id: Some(payment_id),
+            reason: Some("refunded"),
+        };
+        match self
+            .transition(user_id, order_id, &change)
+            .await
+            .map_err(db_status)?
+        {
+            Some(order) => {
+                self.outbox.notify();
+                self.release_reservation(order_id).await;
+                tracing::info!(order_id, payment_id, "paid order refunded and cancelled");
+                Ok(order)
+            }
+            // A concurrent cancellation of the same order got there first.
+            None => Err(self.refusal(user_id, order_id, "cancelled").await?),
+        }
+    }
+
+    /// Cancels a pending order whose stock reservation lapsed (`why` is the inventory's
+    /// reason) and returns the refusal for the payment that found out.
+    async fn expire(&self, user_id: &str, order_id: &str, why: &str) -> Result<Status, Status> {
+        let change = Transition {
+            from: PENDING,
+            to: CANCELLED,
+            event_type: "order.cancelled",
+            payment_id: None,
+            reason: Some("reservation_expired"),
+        };
+        if self
+            .transition(user_id, order_id, &change)
+            .await
+            .map_err(db_status)?
+            .is_some()
+        {
+            self.outbox.notify();
+            tracing::info!(order_id, "order cancelled: its stock reservation expired");
+            return Ok(Status::failed_precondition(format!(
+                "order {order_id} expired before it was paid: {why}"
+            )));
+        }
+        self.refusal(user_id, order_id, "paid").await
+    }
+
+    /// The status of the user's order, `None` if the user has no such order.
+    async fn status_of(&self, user_id: &str, order_id: &str) -> Result<Option<String>, Status> {
+        let status: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM orders WHERE id = $1 AND user_id = $2")
+                .bind(order_id)
+                .bind(user_id)
+                .fetch_optional(&self.db.pool)
+                .await
+                .map_err(db_status)?;
+        Ok(status.map(|(s,)| s))
     }
 
     /// The payment that paid the user's order, if it is paid.
@@ -530,20 +677,18 @@ impl Orders {
         Ok(row.and_then(|(payment_id,)| payment_id))
     }
 
-    /// Why a pending-only change was refused: the order is not the user's (NotFound) or not
-    /// pending any more (FailedPrecondition).
+    /// Why a change was refused: the order is not the user's (NotFound) or not in a state
+    /// that allows it (FailedPrecondition).
     async fn refusal(&self, user_id: &str, order_id: &str, wanted: &str) -> Result<Status, Status> {
-        let status: Option<(String,)> =
-            sqlx::query_as("SELECT status FROM orders WHERE id = $1 AND user_id = $2")
-                .bind(order_id)
-                .bind(user_id)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(db_status)?;
-        Ok(match status {
+        Ok(match self.status_of(user_id, order_id).await? {
             None => order_not_found(order_id),
-            Some((current,)) => Status::failed_precondition(format!(
-                "order {order_id} is {current}; only a pending order can be {wanted}"
+            Some(current) => Status::failed_precondition(format!(
+                "order {order_id} is {current}; only a {} order can be {wanted}",
+                if wanted == "cancelled" {
+                    "pending or paid"
+                } else {
+                    PENDING
+                }
             )),
         })
     }

@@ -7,8 +7,9 @@ use std::{
 };
 
 use shop::proto::{
-    GetOffersRequest, GetStockRequest, OfferList, QuoteRequest, QuoteResponse, QuotedLine,
-    ReleaseRequest, ReleaseResponse, ReserveRequest, ReserveResponse, StockItem, StockList,
+    CommitRequest, CommitResponse, GetOffersRequest, GetStockRequest, OfferList, QuoteRequest,
+    QuoteResponse, QuotedLine, ReleaseRequest, ReleaseResponse, ReserveRequest, ReserveResponse,
+    StockItem, StockList,
     inventory_service_server::{InventoryService, InventoryServiceServer},
     offer_service_server::{OfferService, OfferServiceServer},
 };
@@ -30,6 +31,8 @@ pub fn unit_price(product_id: i64) -> i64 {
 pub struct Stock {
     pub reserved: HashMap<String, Vec<(i64, i64)>>,
     pub released: Vec<String>,
+    /// Orders whose reservation was committed (paid).
+    pub committed: Vec<String>,
     taken: HashMap<i64, i64>,
 }
 
@@ -39,6 +42,26 @@ pub struct FakeInventory(pub Arc<Mutex<Stock>>);
 impl FakeInventory {
     pub fn reservation(&self, order_id: &str) -> Option<Vec<(i64, i64)>> {
         self.0.lock().unwrap().reserved.get(order_id).cloned()
+    }
+
+    pub fn was_committed(&self, order_id: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .committed
+            .iter()
+            .any(|id| id == order_id)
+    }
+
+    /// Gives the order's stock back as the real inventory's sweeper does when a reservation
+    /// expires (the order service is not told).
+    pub fn expire(&self, order_id: &str) {
+        let mut stock = self.0.lock().unwrap();
+        let lines = stock.reserved.remove(order_id).expect("a held reservation");
+        for (product_id, quantity) in lines {
+            *stock.taken.entry(product_id).or_default() -= quantity;
+        }
+        stock.released.push(order_id.to_string());
     }
 
     pub fn reservation_count(&self) -> usize {
@@ -131,8 +154,33 @@ impl InventoryService for FakeInventory {
         for (product_id, quantity) in lines {
             *stock.taken.entry(product_id).or_default() -= quantity;
         }
+        stock.committed.retain(|id| *id != order_id);
         stock.released.push(order_id);
         Ok(Response::new(ReleaseResponse { released: true }))
+    }
+
+    async fn commit(
+        &self,
+        request: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
+        let order_id = request.into_inner().order_id;
+        let mut stock = self.0.lock().unwrap();
+        if stock.committed.contains(&order_id) {
+            return Ok(Response::new(CommitResponse {
+                already_committed: true,
+            }));
+        }
+        if !stock.reserved.contains_key(&order_id) {
+            return Err(if stock.released.contains(&order_id) {
+                Status::failed_precondition(format!("the reservation of {order_id} expired"))
+            } else {
+                Status::not_found(format!("{order_id} holds no reservation"))
+            });
+        }
+        stock.committed.push(order_id);
+        Ok(Response::new(CommitResponse {
+            already_committed: false,
+        }))
     }
 }
 
@@ -206,6 +254,7 @@ impl FakePeers {
         shop::services::order::Peers {
             offer: self.url.clone(),
             inventory: self.url.clone(),
+            payment: self.url.clone(),
         }
     }
 }

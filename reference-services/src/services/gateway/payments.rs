@@ -1,4 +1,5 @@
-//! Payment routes: paying one of the caller's orders and reading a payment.
+//! Payment routes: paying one of the caller's orders (with an optional `Idempotency-Key`, the
+//! same header rule as placing an order) and reading a payment.
 
 use super::*;
 
@@ -12,8 +13,10 @@ pub(super) struct PaymentBody {
 pub(super) async fn create_payment(
     State(gw): State<Gateway>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<PaymentBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
     check_text("order_id", &body.order_id, 1, MAX_RESOURCE_ID_CHARS)?;
     if !has_visible_char(&body.order_id) {
         return Err(ApiError::bad_request("order_id must not be blank"));
@@ -34,6 +37,7 @@ pub(super) async fn create_payment(
         order_id: body.order_id,
         amount_cents: cents(body.amount),
         method: body.method,
+        idempotency_key,
     };
     let paid = gw
         .payments
@@ -48,10 +52,17 @@ pub(super) async fn create_payment(
 
 /// Every argument the payment service checks on its own was checked above, so its
 /// InvalidArgument can only be about the order: the amount differs from the order's total.
-/// That is a conflict with the order's state, not a malformed request.
+/// That is a conflict with the order's state, not a malformed request. AlreadyExists is an
+/// `Idempotency-Key` reused for a different request: 422, as the request cannot be processed
+/// under that key.
 pub(super) fn payment_refusal(status: tonic::Status) -> ApiError {
     match status.code() {
         tonic::Code::InvalidArgument => ApiError::conflict(status.message()),
+        tonic::Code::AlreadyExists => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            status.message(),
+        ),
         _ => status.into(),
     }
 }

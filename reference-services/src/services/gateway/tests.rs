@@ -40,14 +40,17 @@ async fn stack() -> Stack {
     let offer = testkit::start("offer", path, |rt| offer::run_with(rt, product_url)).await;
     let carts = Arc::new(MemoryCarts::default());
     let cart = testkit::start("cart", path, |rt| cart::run_with(rt, carts)).await;
+    // Order and payment call each other: the payment service's address is chosen first.
+    let payment_config = with_kafka("payment");
     let order_peers = order::Peers {
         offer: offer.url.clone(),
         inventory: inventory.url.clone(),
+        payment: format!("http://{}", payment_config.listen),
     };
     let order =
         testkit::start_with(with_kafka("order"), |rt| order::run_with(rt, order_peers)).await;
     let order_url = order.url.clone();
-    let payment = testkit::start_with(with_kafka("payment"), |rt| async move {
+    let payment = testkit::start_with(payment_config, |rt| async move {
         payment::run_with(rt, &order_url).await
     })
     .await;
@@ -593,8 +596,68 @@ async fn orders_and_payments_are_per_user() {
         400,
         "invalid_request",
     );
+
+    // Cancelling the paid order refunds it first; a second cancellation is a conflict.
+    let (status, cancelled) = s.call(Method::PUT, &cancel, Some(&alice), None).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (_, receipt) = s
+        .get(&format!("/api/v1/payments/{payment_id}"), Some(&alice))
+        .await;
+    assert_eq!(receipt["status"], "refunded");
     assert_error(
         s.call(Method::PUT, &cancel, Some(&alice), None).await,
+        409,
+        "failed_precondition",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_with_an_idempotency_key() {
+    let s = stack().await;
+    let alice = s.session("alice@example.com").await;
+    let order =
+        json!({"items": [{"product_id": 4, "quantity": 1}], "shipping_address": "4 Mill Lane"});
+    let (status, created) = s.post("/api/v1/orders", Some(&alice), order).await;
+    assert_eq!(status, 201, "{created}");
+    let order_id = created["order_id"].as_str().unwrap().to_string();
+    let total = created["total_amount"].as_f64().unwrap();
+
+    let pay = |key: &str, method: &str| {
+        s.http
+            .post(format!("{}/api/v1/payments", s.gateway))
+            .bearer_auth(&alice)
+            .header("Idempotency-Key", key)
+            .json(&json!({"order_id": order_id, "amount": total, "method": method}))
+            .send()
+    };
+    let first = pay("pay-key-1", "card").await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let repeat = pay("pay-key-1", "card").await.unwrap();
+    assert_eq!(
+        repeat.status(),
+        201,
+        "a repeat answers as the first request did"
+    );
+    let repeat: Value = repeat.json().await.unwrap();
+    assert_eq!(repeat["payment_id"], first["payment_id"]);
+    assert_eq!(repeat["transaction_id"], first["transaction_id"]);
+
+    let other_body = pay("pay-key-1", "paypal").await.unwrap();
+    assert_eq!(other_body.status(), 422);
+    let other_body: Value = other_body.json().await.unwrap();
+    assert_eq!(
+        other_body["error"]["code"], "idempotency_key_reused",
+        "{other_body}"
+    );
+    assert_eq!(
+        pay("bad key with spaces", "card").await.unwrap().status(),
+        400
+    );
+    let without_key = json!({"order_id": order_id, "amount": total, "method": "card"});
+    assert_error(
+        s.post("/api/v1/payments", Some(&alice), without_key).await,
         409,
         "failed_precondition",
     );
