@@ -30,7 +30,13 @@ fn serialized_server_measured() -> (String, Arc<Mutex<(u64, u64)>>) {
     let url = server(move |_| {
         let mut totals = lock.lock().unwrap();
         let started = Instant::now();
-        std::thread::sleep(Duration::from_millis(10));
+        // Sleep most of it and spin the last millisecond: a sleep alone runs long by a varying
+        // amount, and a varying service time builds queues below the nominal capacity.
+        let done = started + Duration::from_millis(10);
+        std::thread::sleep(Duration::from_millis(9));
+        while Instant::now() < done {
+            std::hint::spin_loop();
+        }
         totals.0 += started.elapsed().as_micros() as u64;
         totals.1 += 1;
     });

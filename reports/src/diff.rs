@@ -250,35 +250,27 @@ trait Figures {
     fn errors(&self) -> (u64, u64, f64);
 }
 
-impl Figures for Totals {
-    fn latencies(&self) -> (Option<LatencyStats>, &LatencyHistogram) {
-        (self.latency, &self.histogram)
-    }
-    fn corrected(&self) -> Option<(Option<LatencyStats>, &LatencyHistogram)> {
-        self.corrected_histogram
-            .as_ref()
-            .filter(|_| self.corrected_latency.is_some())
-            .map(|h| (self.corrected_latency, h))
-    }
-    fn errors(&self) -> (u64, u64, f64) {
-        (self.errors, self.requests, self.error_rate)
-    }
+/// The whole run and each transaction report the same figures under the same names.
+macro_rules! figures {
+    ($($t:ty),*) => {$(
+        impl Figures for $t {
+            fn latencies(&self) -> (Option<LatencyStats>, &LatencyHistogram) {
+                (self.latency, &self.histogram)
+            }
+            fn corrected(&self) -> Option<(Option<LatencyStats>, &LatencyHistogram)> {
+                self.corrected_histogram
+                    .as_ref()
+                    .filter(|_| self.corrected_latency.is_some())
+                    .map(|h| (self.corrected_latency, h))
+            }
+            fn errors(&self) -> (u64, u64, f64) {
+                (self.errors, self.requests, self.error_rate)
+            }
+        }
+    )*};
 }
 
-impl Figures for TransactionStats {
-    fn latencies(&self) -> (Option<LatencyStats>, &LatencyHistogram) {
-        (self.latency, &self.histogram)
-    }
-    fn corrected(&self) -> Option<(Option<LatencyStats>, &LatencyHistogram)> {
-        self.corrected_histogram
-            .as_ref()
-            .filter(|_| self.corrected_latency.is_some())
-            .map(|h| (self.corrected_latency, h))
-    }
-    fn errors(&self) -> (u64, u64, f64) {
-        (self.errors, self.requests, self.error_rate)
-    }
-}
+figures!(Totals, TransactionStats);
 
 impl<'a> Side<'a> {
     /// Both sides, comparing the latency corrected for coordinated omission when both runs have

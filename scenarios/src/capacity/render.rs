@@ -82,20 +82,7 @@ fn throughput_chart(result: &CapacityResult) -> Result<String, ChartError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(chart_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("concurrency N = X·R")
-            .y_desc("requests/s")
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(chart_error)?;
+        let mut chart = frame(&root, (x_max, y_max), ("concurrency N = X·R", "requests/s"))?;
         if !curve.is_empty() {
             chart
                 .draw_series(LineSeries::new(curve, FITTED.stroke_width(2)))
@@ -108,13 +95,7 @@ fn throughput_chart(result: &CapacityResult) -> Result<String, ChartError> {
             .map_err(chart_error)?
             .label("measured steps")
             .legend(|(x, y)| Circle::new((x + 8, y), 4, MEASURED.filled()));
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(chart_error)?;
-        root.present().map_err(chart_error)?;
+        finish(&mut chart, &root)?;
     }
     Ok(svg)
 }
@@ -148,20 +129,7 @@ fn latency_chart(result: &CapacityResult) -> Result<String, ChartError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(chart_error)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc("latency (ms)")
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(chart_error)?;
+        let mut chart = frame(&root, (x_max, y_max), (x_desc, "latency (ms)"))?;
         for (name, color, points) in lines {
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
@@ -196,16 +164,53 @@ fn latency_chart(result: &CapacityResult) -> Result<String, ChartError> {
                 .label("knee")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], KNEE));
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(chart_error)?;
-        root.present().map_err(chart_error)?;
+        finish(&mut chart, &root)?;
     }
     Ok(svg)
 }
+
+/// Axes from zero to `x_max` and `y_max` with their captions, on a white SVG canvas.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    (x_max, y_max): (f64, f64),
+    (x_desc, y_desc): (&str, &str),
+) -> Result<Plot<'a, 'b>, ChartError> {
+    root.fill(&WHITE).map_err(chart_error)?;
+    let mut chart = ChartBuilder::on(root)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(chart_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 12))
+        .draw()
+        .map_err(chart_error)?;
+    Ok(chart)
+}
+
+/// The legend, then the page is written.
+fn finish<'a, 'b>(
+    chart: &mut Plot<'a, 'b>,
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+) -> Result<(), ChartError> {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(chart_error)?;
+    root.present().map_err(chart_error)
+}
+
+type Plot<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
