@@ -70,7 +70,12 @@ impl Recorder {
 }
 
 impl Publisher for Recorder {
-    async fn publish(&self, _topic: &str, key: &str, envelope: &Envelope) -> Result<(), PublishError> {
+    async fn publish(
+        &self,
+        _topic: &str,
+        key: &str,
+        envelope: &Envelope,
+    ) -> Result<(), PublishError> {
         if let Some(gate) = &self.gate {
             gate.send_modify(|started| *started |= 1 << self.relay);
             let mut both = gate.subscribe();
@@ -175,7 +180,11 @@ async fn failed_publishes_stay_pending_and_keep_key_order(url: &str) {
         by_key(&log.lock().unwrap()),
         BTreeMap::from([("a".into(), vec![0, 1, 2]), ("c".into(), vec![0, 1, 2])])
     );
-    assert_eq!(outbox.pending().await.unwrap(), 3, "b's events wait behind b/0");
+    assert_eq!(
+        outbox.pending().await.unwrap(),
+        3,
+        "b's events wait behind b/0"
+    );
     assert_eq!(
         outbox.pending_by_type().await.unwrap(),
         BTreeMap::from([("test.event".to_string(), 3)])
@@ -223,7 +232,11 @@ async fn purge_deletes_only_sent_rows_past_retention(url: &str) {
         .await
         .unwrap();
 
-    assert_eq!(outbox.purge(now).await.unwrap(), 5, "3 batches of at most 2");
+    assert_eq!(
+        outbox.purge(now).await.unwrap(),
+        5,
+        "3 batches of at most 2"
+    );
     assert_eq!(rows(&db).await, 3);
     assert_eq!(outbox.pending().await.unwrap(), 2);
     assert_eq!(outbox.purge(now).await.unwrap(), 0, "nothing more is due");

@@ -348,8 +348,9 @@ mod tests {
         let mut rt = Runtime::with_shutdown(config, Shutdown::default()).unwrap();
         rt.readiness
             .add("ready-test-db", || async { Ok::<_, String>(()) });
-        rt.readiness
-            .add_optional("ready-test-broker", || async { Err::<(), _>("all brokers down") });
+        rt.readiness.add_optional("ready-test-broker", || async {
+            Err::<(), _>("all brokers down")
+        });
         let (status, body) = get_ready(&rt).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(
@@ -371,8 +372,9 @@ mod tests {
         assert_eq!(gauge("ready-test-db").as_deref(), Some("1"), "{text}");
         assert_eq!(gauge("ready-test-broker").as_deref(), Some("0"), "{text}");
 
-        rt.readiness
-            .add("ready-test-peer", || async { Err::<(), _>("connection refused") });
+        rt.readiness.add("ready-test-peer", || async {
+            Err::<(), _>("connection refused")
+        });
         let (status, body) = get_ready(&rt).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["status"], "not_ready");

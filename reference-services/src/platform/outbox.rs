@@ -261,8 +261,17 @@ impl Outbox {
 
     /// Publishes pending rows to Kafka with `producer` until shutdown, then flushes it; purges
     /// sent rows past the retention meanwhile.
-    pub fn spawn_relay(&self, producer: FutureProducer, metrics: Arc<Metrics>, shutdown: &Shutdown) {
-        self.spawn_relay_with(KafkaPublisher::new(producer, metrics.clone()), metrics, shutdown);
+    pub fn spawn_relay(
+        &self,
+        producer: FutureProducer,
+        metrics: Arc<Metrics>,
+        shutdown: &Shutdown,
+    ) {
+        self.spawn_relay_with(
+            KafkaPublisher::new(producer, metrics.clone()),
+            metrics,
+            shutdown,
+        );
     }
 
     /// Like [`Outbox::spawn_relay`] with any publisher.
@@ -396,10 +405,7 @@ impl Outbox {
 
 /// Publishes every row concurrently (each is of another key); returns the rows acknowledged and
 /// the first failure.
-async fn publish_all(
-    publisher: &impl Publisher,
-    rows: &[Row],
-) -> (Vec<i64>, Option<RelayError>) {
+async fn publish_all(publisher: &impl Publisher, rows: &[Row]) -> (Vec<i64>, Option<RelayError>) {
     let sends = rows.iter().map(|(seq, topic, key, payload)| async move {
         let envelope: Envelope = serde_json::from_str(payload)
             .map_err(|source| RelayError::Undecodable { seq: *seq, source })?;

@@ -154,15 +154,12 @@ impl TopicReader {
 /// behind its outbox, so only `degraded` says so. Returns the body.
 pub async fn assert_ready_while_kafka_down(url: &str) -> serde_json::Value {
     let ready = format!("{url}/ready");
-    let (status, body) = shop::testkit::eventually(
-        "/ready reports Kafka down",
-        RECOVERY_DEADLINE,
-        || async {
+    let (status, body) =
+        shop::testkit::eventually("/ready reports Kafka down", RECOVERY_DEADLINE, || async {
             let (status, body) = shop::testkit::get_json(&ready).await;
             (body["checks"]["kafka"] != "ok").then_some((status, body))
-        },
-    )
-    .await;
+        })
+        .await;
     assert_eq!(status, 200, "ready while Kafka is down: {body}");
     assert_eq!(body["status"], "ready", "{body}");
     assert_eq!(body["checks"]["database"], "ok", "{body}");
@@ -175,8 +172,10 @@ pub async fn wait_kafka_ok(url: &str) {
     let ready = format!("{url}/ready");
     shop::testkit::eventually("/ready reports Kafka up", RECOVERY_DEADLINE, || async {
         let (status, body) = shop::testkit::get_json(&ready).await;
-        (status == 200 && body["checks"]["kafka"] == "ok" && body["degraded"] == serde_json::json!([]))
-            .then_some(())
+        (status == 200
+            && body["checks"]["kafka"] == "ok"
+            && body["degraded"] == serde_json::json!([]))
+        .then_some(())
     })
     .await;
 }
