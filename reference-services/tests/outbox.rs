@@ -328,6 +328,10 @@ async fn two_relays_publish_each_event_once_in_key_order(url: &str) {
     for (key, ns) in by_key(&log) {
         assert_eq!(ns, in_order, "events of {key} in the order written");
     }
+    let per_relay: Vec<usize> = (0..2)
+        .map(|relay| log.iter().filter(|p| p.relay == relay).count())
+        .collect();
+    eprintln!("two relays published {per_relay:?} of {} events", log.len());
     for relay in 0..2 {
         assert!(
             log.iter().any(|p| p.relay == relay),
