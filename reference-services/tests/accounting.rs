@@ -94,6 +94,9 @@ async fn order_and_payment(order_db: Option<String>, payment_db: Option<String>)
     assert_eq!(payment_report.outbox.unwrap().pending, 0);
 
     kafka::all_brokers_down(&cluster);
+    // Both stay ready: what they accept waits in their outboxes.
+    kafka::assert_ready_while_kafka_down(&orders.url).await;
+    kafka::assert_ready_while_kafka_down(&payments.url).await;
     let mut client = order_service_client::OrderServiceClient::connect(orders.url.clone())
         .await
         .unwrap();
@@ -130,6 +133,7 @@ async fn order_and_payment(order_db: Option<String>, payment_db: Option<String>)
     })
     .await;
     assert_eq!(drained.counts["orders"], 3);
+    kafka::wait_kafka_ok(&payments.url).await;
     assert_eq!(
         drained.outbox.unwrap().pending_by_type,
         Default::default(),

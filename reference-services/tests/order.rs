@@ -1,6 +1,7 @@
 //! The order service end to end over gRPC, with fake offer and inventory peers and a mock Kafka
 //! cluster: the order lifecycle, ownership checks, idempotency keys, validation, the outbox
-//! guarantee while every broker is down, and a restart after the process was killed. The same
+//! guarantee while every broker is down (the service stays ready, orders wait in the outbox and
+//! are published when the brokers return), and a restart after the process was killed. The same
 //! scenarios run on SQLite and on a real PostgreSQL.
 
 mod harness;
@@ -464,6 +465,8 @@ async fn outbox_survives_kafka_outage(database_url: Option<String>) {
     const ORDERS: usize = 200;
     let f = fixture(database_url).await;
     kafka::all_brokers_down(&f.cluster);
+    // Still ready: the orders go into the outbox.
+    kafka::assert_ready_while_kafka_down(&f.service.url).await;
     let client = f.client.clone();
     let ids: BTreeSet<String> = stream::iter(0..ORDERS)
         .map(|i| {
@@ -486,6 +489,9 @@ async fn outbox_survives_kafka_outage(database_url: Option<String>) {
         .collect()
         .await;
     assert_eq!(ids.len(), ORDERS);
+    let accounting = format!("{}/admin/accounting", f.service.admin_url);
+    let (_, during) = testkit::get_json(&accounting).await;
+    assert_eq!(during["outbox"]["pending"], ORDERS, "{during}");
     kafka::all_brokers_up(&f.cluster);
 
     let mut reader = TopicReader::new(&f.bootstrap, TOPIC_ORDERS);
@@ -505,6 +511,12 @@ async fn outbox_survives_kafka_outage(database_url: Option<String>) {
         "exactly one order.created event per order"
     );
     assert_eq!(created_order_ids(events), ids);
+    testkit::eventually("the outbox drained", DEADLINE, || async {
+        let (_, report) = testkit::get_json(&accounting).await;
+        (report["outbox"]["pending"] == 0).then_some(())
+    })
+    .await;
+    kafka::wait_kafka_ok(&f.service.url).await;
     f.service.stop().await;
 }
 

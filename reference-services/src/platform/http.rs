@@ -23,7 +23,7 @@ use super::{
     api::{ApiError, ApiJson},
     config::ServiceConfig,
     faults::{FaultSpec, Faults},
-    metrics::{self, HttpLabels, KindLabels, Metrics},
+    metrics::{self, DependencyLabels, HttpLabels, KindLabels, Metrics},
     readiness::Readiness,
     shutdown::Shutdown,
     sockets,
@@ -132,14 +132,28 @@ async fn health(State(rt): State<Runtime>) -> impl IntoResponse {
 }
 
 async fn ready(State(rt): State<Runtime>) -> Response {
-    let (ready, checks) = rt.readiness.evaluate().await;
+    let evaluation = rt.readiness.evaluate().await;
+    let ready = evaluation.ready;
     rt.metrics.ready.set(if ready { 1.0 } else { 0.0 });
+    for dependency in evaluation.checks.keys() {
+        let up = evaluation.is_up(dependency) == Some(true);
+        rt.metrics
+            .dependency_up
+            .get_or_create(&DependencyLabels {
+                dependency: dependency.clone(),
+            })
+            .set(i64::from(up));
+    }
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"status": if ready {"ready"} else {"not_ready"}, "checks": checks});
+    let body = json!({
+        "status": if ready {"ready"} else {"not_ready"},
+        "checks": evaluation.checks,
+        "degraded": evaluation.degraded,
+    });
     (status, Json(body)).into_response()
 }
 
@@ -294,4 +308,71 @@ async fn clear_faults(State(faults): State<Faults>) -> Json<FaultSpec> {
         .set(FaultSpec::default())
         .expect("the default spec is valid");
     Json(FaultSpec::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::platform::shutdown::Shutdown;
+
+    async fn get_ready(rt: &Runtime) -> (StatusCode, serde_json::Value) {
+        let response = rt
+            .router(Router::new())
+            .oneshot(
+                axum::http::Request::get("/ready")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// An optional dependency that fails leaves `/ready` at 200, names it in `degraded`, and
+    /// shows it as down in `dependency_up`; a failing required one answers 503.
+    #[tokio::test]
+    async fn ready_reports_optional_dependencies_without_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServiceConfig::for_test("ready-test", dir.path());
+        let mut rt = Runtime::with_shutdown(config, Shutdown::default()).unwrap();
+        rt.readiness
+            .add("ready-test-db", || async { Ok::<_, String>(()) });
+        rt.readiness.add_optional("ready-test-broker", || async {
+            Err::<(), _>("all brokers down")
+        });
+        let (status, body) = get_ready(&rt).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body,
+            json!({"status": "ready",
+                   "checks": {"ready-test-db": "ok", "ready-test-broker": "all brokers down"},
+                   "degraded": ["ready-test-broker"]})
+        );
+        let text = rt.metrics.encode();
+        let gauge = |dependency: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("dependency_up{")
+                        && l.contains(&format!(r#"dependency="{dependency}""#))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        assert_eq!(gauge("ready-test-db").as_deref(), Some("1"), "{text}");
+        assert_eq!(gauge("ready-test-broker").as_deref(), Some("0"), "{text}");
+
+        rt.readiness.add("ready-test-peer", || async {
+            Err::<(), _>("connection refused")
+        });
+        let (status, body) = get_ready(&rt).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["status"], "not_ready");
+    }
 }

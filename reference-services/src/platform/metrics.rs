@@ -55,6 +55,11 @@ pub struct TopicLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DependencyLabels {
+    pub dependency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -149,6 +154,7 @@ pub struct Metrics {
     pub faults_injected: Family<KindLabels, Counter>,
     pub in_flight: Gauge<i64, AtomicI64>,
     pub ready: Gauge<f64, AtomicU64>,
+    pub dependency_up: Family<DependencyLabels, Gauge>,
 }
 
 static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -171,6 +177,7 @@ impl Metrics {
             faults_injected: Family::default(),
             in_flight: Gauge::default(),
             ready: Gauge::default(),
+            dependency_up: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -227,6 +234,12 @@ impl Metrics {
             "service_ready",
             "1 when the last readiness check passed",
             metrics.ready.clone(),
+        );
+        registry.register(
+            "dependency_up",
+            "1 when the dependency passed the last readiness check, else 0 (optional ones too: \
+             Kafka behind an outbox shows here while the service stays ready)",
+            metrics.dependency_up.clone(),
         );
         Self {
             registry,

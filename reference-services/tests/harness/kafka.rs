@@ -148,3 +148,34 @@ impl TopicReader {
             .collect()
     }
 }
+
+/// Waits until the `/ready` of the service at `url` reports Kafka down (librdkafka notices a
+/// lost broker within moments), then checks that the service is nevertheless ready: Kafka is
+/// behind its outbox, so only `degraded` says so. Returns the body.
+pub async fn assert_ready_while_kafka_down(url: &str) -> serde_json::Value {
+    let ready = format!("{url}/ready");
+    let (status, body) =
+        shop::testkit::eventually("/ready reports Kafka down", RECOVERY_DEADLINE, || async {
+            let (status, body) = shop::testkit::get_json(&ready).await;
+            (body["checks"]["kafka"] != "ok").then_some((status, body))
+        })
+        .await;
+    assert_eq!(status, 200, "ready while Kafka is down: {body}");
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
+    assert_eq!(body["degraded"], serde_json::json!(["kafka"]), "{body}");
+    body
+}
+
+/// Waits until the `/ready` of the service at `url` reports Kafka up and nothing degraded.
+pub async fn wait_kafka_ok(url: &str) {
+    let ready = format!("{url}/ready");
+    shop::testkit::eventually("/ready reports Kafka up", RECOVERY_DEADLINE, || async {
+        let (status, body) = shop::testkit::get_json(&ready).await;
+        (status == 200
+            && body["checks"]["kafka"] == "ok"
+            && body["degraded"] == serde_json::json!([]))
+        .then_some(())
+    })
+    .await;
+}
