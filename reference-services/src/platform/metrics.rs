@@ -104,6 +104,10 @@ pub struct Metrics {
     pub faults_injected: Family<KindLabels, Counter>,
     pub in_flight: Gauge<i64, AtomicI64>,
     pub ready: Gauge<f64, AtomicU64>,
+    /// Auth: password hashes (Argon2) being computed now; never above the hashing bound.
+    pub password_hashes_in_flight: Gauge,
+    /// Auth: sign-ins refused with 429, by kind (`account`, `address`, `busy`).
+    pub auth_throttled: Family<KindLabels, Counter>,
 }
 
 static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -126,6 +130,8 @@ impl Metrics {
             faults_injected: Family::default(),
             in_flight: Gauge::default(),
             ready: Gauge::default(),
+            password_hashes_in_flight: Gauge::default(),
+            auth_throttled: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -182,6 +188,16 @@ impl Metrics {
             "service_ready",
             "1 when the last readiness check passed",
             metrics.ready.clone(),
+        );
+        registry.register(
+            "password_hashes_in_flight",
+            "Password hashes being computed now (auth; bounded by AUTH_HASH_PERMITS)",
+            metrics.password_hashes_in_flight.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Sign-ins refused with 429 by the auth service, by kind (account, address, busy)",
+            metrics.auth_throttled.clone(),
         );
         Self {
             registry,
