@@ -103,7 +103,11 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
 
     /// Takes one unit of `key`'s budget, or says how long until one is free.
     pub fn check(&self, key: &K) -> Result<(), Refused> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_CHECKS == 0 {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY_CHECKS)
+        {
             self.sweep();
         }
         if self.limiter.len() >= self.max_keys && !self.sweep_when_full() {
