@@ -23,7 +23,7 @@ use std::{
 /// The version `scripts/setup.sh` installs; another one may generate other cases.
 const PINNED_VERSION: &str = "4.32.5";
 /// Examples per operation in CI: with the boundary and stateful phases, ≥ 2,000 cases in all.
-const CI_EXAMPLES_PER_OPERATION: u32 = 75;
+const CI_EXAMPLES_PER_OPERATION: u32 = 100;
 /// Fewest cases a CI run must have generated, so a quietly shrunken run cannot pass.
 const MIN_CASES: u64 = 2_000;
 const CI_SEED: u64 = 20_261_130;
