@@ -19,6 +19,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 and 503 answers that know when to come back).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +29,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// The same error with a `Retry-After: secs` header.
+    pub fn with_retry_after(self, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..self
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -68,7 +78,13 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -76,7 +92,14 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         use tonic::Code;
         let message = status.message().to_string();
-        match status.code() {
+        // A backend that refuses for now says when to come back (`retry-after` metadata, in
+        // seconds, as the auth service's throttling does); the client gets it as `Retry-After`.
+        let retry_after = status
+            .metadata()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let error = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => Self::bad_request(message),
             Code::NotFound => Self::not_found(message),
             Code::AlreadyExists | Code::Aborted => Self::conflict(message),
@@ -93,6 +116,10 @@ impl From<tonic::Status> for ApiError {
                 Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
             }
             _ => Self::internal(message),
+        };
+        match retry_after {
+            Some(secs) => error.with_retry_after(secs),
+            None => error,
         }
     }
 }
@@ -184,6 +211,20 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backends_retry_after_becomes_the_header() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert("retry-after", 7u64.into());
+        let status =
+            tonic::Status::with_metadata(tonic::Code::ResourceExhausted, "slow down", metadata);
+        let error = ApiError::from(status);
+        assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
+        let response = error.into_response();
+        assert_eq!(response.headers()["retry-after"], "7");
+        let plain = ApiError::from(tonic::Status::resource_exhausted("x")).into_response();
+        assert!(plain.headers().get("retry-after").is_none());
+    }
 
     #[test]
     fn grpc_codes_map_to_http() {

@@ -102,6 +102,9 @@ impl Runtime {
                 .with_graceful_shutdown(admin_token.cancelled_owned())
                 .await
         });
+        // With the peer address in each request's extensions: the gateway forwards it to the
+        // auth service, whose sign-in limits are per client address.
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, router)
             .with_graceful_shutdown(token.cancelled_owned())
             .await

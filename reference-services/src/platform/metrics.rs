@@ -155,6 +155,10 @@ pub struct Metrics {
     pub in_flight: Gauge<i64, AtomicI64>,
     pub ready: Gauge<f64, AtomicU64>,
     pub dependency_up: Family<DependencyLabels, Gauge>,
+    /// Auth: password hashes (Argon2) being computed now; never above the hashing bound.
+    pub password_hashes_in_flight: Gauge,
+    /// Auth: sign-ins refused with 429, by kind (`account`, `address`, `busy`).
+    pub auth_throttled: Family<KindLabels, Counter>,
 }
 
 static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -178,6 +182,8 @@ impl Metrics {
             in_flight: Gauge::default(),
             ready: Gauge::default(),
             dependency_up: Family::default(),
+            password_hashes_in_flight: Gauge::default(),
+            auth_throttled: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -240,6 +246,16 @@ impl Metrics {
             "1 when the dependency passed the last readiness check, else 0 (optional ones too: \
              Kafka behind an outbox shows here while the service stays ready)",
             metrics.dependency_up.clone(),
+        );
+        registry.register(
+            "password_hashes_in_flight",
+            "Password hashes being computed now (auth; bounded by AUTH_HASH_PERMITS)",
+            metrics.password_hashes_in_flight.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Sign-ins refused with 429 by the auth service, by kind (account, address, busy)",
+            metrics.auth_throttled.clone(),
         );
         Self {
             registry,

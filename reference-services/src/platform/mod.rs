@@ -15,6 +15,7 @@ pub mod faults;
 pub mod grpc;
 pub mod http;
 pub mod jwt;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod readiness;

@@ -1,6 +1,6 @@
 //! Auth and users routes: register, login, logout and the caller's own profile.
 
-use super::*;
+use super::{authentication::ClientAddress, *};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct RegisterBody {
@@ -14,6 +14,7 @@ pub(super) struct RegisterBody {
 
 pub(super) async fn register(
     State(gw): State<Gateway>,
+    client: ClientAddress,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_text(
@@ -31,10 +32,10 @@ pub(super) async fn register(
     let account = gw
         .auth
         .clone()
-        .register(RegisterRequest {
+        .register(client.request(RegisterRequest {
             email: body.email,
             password: body.password,
-        })
+        }))
         .await?
         .into_inner();
     let profile = CreateUserRequest {
@@ -62,6 +63,7 @@ pub(super) struct LoginBody {
 
 pub(super) async fn login(
     State(gw): State<Gateway>,
+    client: ClientAddress,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
     check_len("email", &body.email, 0, auth::MAX_EMAIL_LEN)?;
@@ -69,10 +71,10 @@ pub(super) async fn login(
     let session = gw
         .auth
         .clone()
-        .login(LoginRequest {
+        .login(client.request(LoginRequest {
             email: body.email,
             password: body.password,
-        })
+        }))
         .await?
         .into_inner();
     Ok(Json(

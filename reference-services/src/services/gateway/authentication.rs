@@ -1,5 +1,13 @@
 //! The caller of an authenticated route: the bearer token, checked with the auth service on every
-//! request.
+//! request; and the client's network address, which the auth service's sign-in limits key on.
+
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::OnceLock,
+};
+
+use axum::extract::ConnectInfo;
 
 use super::*;
 
@@ -67,4 +75,79 @@ impl Gateway {
             token,
         })
     }
+}
+
+/// The client's address as far as the gateway can know it. By default that is the TCP peer and
+/// a client-sent `X-Forwarded-For` is ignored (anyone can write one). Behind proxies that append
+/// to `X-Forwarded-For` (an ingress controller, a load balancer), `GATEWAY_TRUSTED_PROXY_HOPS=N`
+/// says how many: the client is then the entry N places from the right, the one the outermost
+/// trusted proxy saw. `None` when the server runs without peer addresses (in-process routers).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(Self(client_address(
+            &parts.headers,
+            peer,
+            trusted_proxy_hops(),
+        )))
+    }
+}
+
+impl ClientAddress {
+    /// `message` as a gRPC request carrying this address for the auth service.
+    pub(super) fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = self.0.and_then(|ip| ip.to_string().parse().ok()) {
+            request
+                .metadata_mut()
+                .insert(auth::CLIENT_ADDRESS_METADATA, value);
+        }
+        request
+    }
+}
+
+/// `GATEWAY_TRUSTED_PROXY_HOPS`, read once; an invalid value is logged and taken as 0 (trust
+/// nobody), the safe reading.
+fn trusted_proxy_hops() -> usize {
+    static HOPS: OnceLock<usize> = OnceLock::new();
+    *HOPS.get_or_init(|| {
+        crate::platform::config::parse_env::<usize>("GATEWAY_TRUSTED_PROXY_HOPS")
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "ignoring GATEWAY_TRUSTED_PROXY_HOPS");
+                None
+            })
+            .unwrap_or(0)
+    })
+}
+
+/// The client address given the TCP `peer` and `hops` trusted proxies in front (see
+/// [`ClientAddress`]). A chain shorter than `hops`, or an entry that is not an address, falls
+/// back to the peer: the header did not come the way the configuration says.
+pub(super) fn client_address(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    hops: usize,
+) -> Option<IpAddr> {
+    if hops == 0 {
+        return peer;
+    }
+    let chain: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    chain
+        .len()
+        .checked_sub(hops)
+        .and_then(|i| chain[i].parse().ok())
+        .or(peer)
 }

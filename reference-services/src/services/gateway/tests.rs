@@ -27,12 +27,17 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with(auth::test_settings()).await
+}
+
+/// [`stack`] with the auth service's settings (limits, hashing bound) given.
+async fn stack_with(auth_settings: auth::AuthSettings) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let kafka = MockKafka::start(1).unwrap();
     let with_kafka = |name: &str| testkit::config(name, path, kafka.bootstrap_servers());
 
-    let auth = testkit::start("auth", path, |rt| auth::run_with(rt, auth::test_settings())).await;
+    let auth = testkit::start("auth", path, |rt| auth::run_with(rt, auth_settings)).await;
     let user = testkit::start("user", path, user::run).await;
     let product = testkit::start("product", path, |rt| product::run_with(rt, 1000)).await;
     let inventory = testkit::start("inventory", path, |rt| inventory::run_with(rt, 1000)).await;
@@ -228,6 +233,129 @@ async fn auth_flow_and_profile() {
         401,
         "unauthorized",
     );
+}
+
+/// A login through the gateway: the status and the `Retry-After` header, if any.
+async fn login_status(s: &Stack, email: &str, password: &str) -> (u16, Option<u64>) {
+    let response = s
+        .http
+        .post(format!("{}/api/v1/auth/login", s.gateway))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let status = response.status().as_u16();
+    if status == 429 {
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "resource_exhausted", "{body}");
+    }
+    (status, retry_after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_get_429_with_retry_after() {
+    let s = stack().await;
+    let account = json!({"email": "mallory@example.com", "password": "the right one"});
+    let (status, _) = s.post("/api/v1/auth/register", None, account).await;
+    assert_eq!(status, 201);
+    // The default budget is 5 attempts per account: the registration and 4 wrong guesses.
+    for _ in 0..4 {
+        let answer = login_status(&s, "mallory@example.com", "a wrong guess").await;
+        assert_eq!(answer, (401, None));
+    }
+    let (status, retry_after) = login_status(&s, "mallory@example.com", "a wrong guess").await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some_and(|secs| secs >= 1), "{retry_after:?}");
+    let (status, _) = login_status(&s, "mallory@example.com", "the right one").await;
+    assert_eq!(
+        status, 429,
+        "a throttled account answers nothing, not even a right guess"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_logins_answer_200_or_429_within_the_hashing_bound() {
+    let bound = Arc::new(crate::platform::limits::WorkBound::new(2, 8, None));
+    let hour = std::time::Duration::from_secs(3600);
+    let settings = auth::AuthSettings {
+        limits: auth::AuthLimits {
+            per_account: crate::platform::limits::Rate::new(1000, hour),
+            per_address: crate::platform::limits::Rate::new(1000, hour),
+            ..auth::AuthLimits::default()
+        },
+        // 2 MiB hashes: unbounded, 100 concurrent verifications would overlap far beyond 2.
+        hashing: argon2::Params::new(2 * 1024, 1, 1, None).unwrap(),
+        hash_bound: Some(bound.clone()),
+        ..auth::test_settings()
+    };
+    let s = stack_with(settings).await;
+    for n in 0..10 {
+        let account = json!({"email": format!("crowd{n}@example.com"), "password": "password1"});
+        let (status, body) = s.post("/api/v1/auth/register", None, account).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let s = Arc::new(s);
+    let logins = (0..100).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            login_status(&s, &format!("crowd{}@example.com", i % 10), "password1").await
+        })
+    });
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for answer in futures::future::join_all(logins).await {
+        let (status, retry_after) = answer.unwrap();
+        assert!(
+            status != 429 || retry_after.is_some(),
+            "429 without Retry-After"
+        );
+        *statuses.entry(status).or_default() += 1;
+    }
+    assert!(
+        statuses.keys().all(|status| [200, 429].contains(status)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.get(&200).is_some_and(|ok| *ok >= 10),
+        "{statuses:?}"
+    );
+    let peak = bound.peak();
+    assert!((1..=2).contains(&peak), "hashes in flight peaked at {peak}");
+    assert_eq!(
+        login_status(&s, "crowd0@example.com", "password1").await.0,
+        200
+    );
+}
+
+#[test]
+fn the_client_address_is_the_peer_unless_proxies_are_trusted() {
+    use super::authentication::client_address;
+    let peer = Some("10.0.0.9".parse().unwrap());
+    let mut headers = axum::http::HeaderMap::new();
+    headers.append(
+        "x-forwarded-for",
+        "203.0.113.1, 198.51.100.2".parse().unwrap(),
+    );
+    headers.append("x-forwarded-for", "192.0.2.3".parse().unwrap());
+    // Nobody trusted: what the client wrote is ignored.
+    assert_eq!(client_address(&headers, peer, 0), peer);
+    // One proxy in front: the entry it appended, the rightmost.
+    assert_eq!(
+        client_address(&headers, peer, 1),
+        Some("192.0.2.3".parse().unwrap())
+    );
+    assert_eq!(
+        client_address(&headers, peer, 2),
+        Some("198.51.100.2".parse().unwrap())
+    );
+    // A chain shorter than configured, or garbage, falls back to the peer.
+    assert_eq!(client_address(&headers, peer, 4), peer);
+    let mut garbage = axum::http::HeaderMap::new();
+    garbage.append("x-forwarded-for", "not-an-address".parse().unwrap());
+    assert_eq!(client_address(&garbage, peer, 1), peer);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
