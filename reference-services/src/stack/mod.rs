@@ -36,6 +36,10 @@ pub use error::StackError;
 use kafka::MockKafka;
 use supervisor::{ChildSpec, Supervisor, SupervisorError};
 
+
+/// The embedded stack's per-address sign-in budget (`AUTH_ADDRESS_BURST`): all its load comes
+/// from one address.
+const EMBEDDED_ADDRESS_BURST: &str = "1000000";
 /// Whether to run a Prometheus next to the services.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum PrometheusMode {
@@ -207,6 +211,13 @@ impl Stack {
         for service in &endpoints {
             let var = format!("{}_URL", service.spec.name.to_uppercase().replace('-', "_"));
             shared_env.push((var, format!("http://{}", service.addr)));
+        }
+        // Every virtual user of a local load test signs in from 127.0.0.1: one client address,
+        // whose default sign-in budget (auth's per-address throttle) a checkout run of a few
+        // hundred users would spend. The per-account throttle stays; a value set by the caller
+        // (environment or options) wins.
+        if std::env::var_os("AUTH_ADDRESS_BURST").is_none() {
+            shared_env.push(("AUTH_ADDRESS_BURST".into(), EMBEDDED_ADDRESS_BURST.into()));
         }
         shared_env.extend(options.env.iter().cloned());
 
