@@ -77,7 +77,9 @@ async fn bench(seconds: u64, rate: u64, users: u64) {
         "platform: starting the embedded stack ({})...",
         options.executable.display()
     );
-    let stack = Stack::start(options).await.expect("the embedded stack starts");
+    let stack = Stack::start(options)
+        .await
+        .expect("the embedded stack starts");
     let target = stack.gateway_url().to_string();
     let pids: Vec<(String, u32)> = stack
         .endpoints()
@@ -98,7 +100,12 @@ async fn bench(seconds: u64, rate: u64, users: u64) {
     // Warm-up: connections, caches, the allocator's arenas; not measured.
     let warm_up = open_profile(rate / 4, rate.min(256), 3);
     run(&product, &target, warm_up).await;
-    let detail = run(&product, &target, open_profile(rate, rate.min(256), seconds)).await;
+    let detail = run(
+        &product,
+        &target,
+        open_profile(rate, rate.min(256), seconds),
+    )
+    .await;
     let checkout = Scenario::resolve("checkout").expect("built-in checkout");
     let flows = run(&checkout, &target, closed_profile(users, seconds)).await;
     let sampled = memory.stop().await;
@@ -110,8 +117,7 @@ async fn bench(seconds: u64, rate: u64, users: u64) {
     let latency = detail
         .totals
         .corrected_latency
-        .clone()
-        .or(detail.totals.latency.clone())
+        .or(detail.totals.latency)
         .expect("requests were made");
     println!(
         "   achieved {:.0} req/s ({} requests); p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.1} ms  (target: p95 < 5 ms)",
@@ -132,16 +138,19 @@ async fn bench(seconds: u64, rate: u64, users: u64) {
     println!();
     println!("2. checkout, closed model, {users} users, no think time, {seconds} s");
     let completed = transaction(&flows, "get_order").map_or(0, |t| t.requests - t.errors);
-    let all = flows.totals.latency.clone().expect("requests were made");
+    let all = flows.totals.latency.expect("requests were made");
     println!(
         "   {:.0} complete flows/s ({completed} flows), {:.0} req/s; p95 {:.1} ms over all requests  (target: ≥ 500 flows/s)",
         completed as f64 / flows.actual_duration_s,
         flows.totals.rps,
         all.p95_ms
     );
-    println!("   {:<16} {:>9} {:>9} {:>9}", "step", "requests", "p50 ms", "p95 ms");
+    println!(
+        "   {:<16} {:>9} {:>9} {:>9}",
+        "step", "requests", "p50 ms", "p95 ms"
+    );
     for t in &flows.transactions {
-        let l = t.latency.clone().unwrap_or_else(zero);
+        let l = t.latency.unwrap_or_else(zero);
         println!(
             "   {:<16} {:>9} {:>9.1} {:>9.1}",
             t.name, t.requests, l.p50_ms, l.p95_ms

@@ -497,8 +497,8 @@ fn autoscalers_follow_the_platform_seeds() {
     );
     assert_eq!(policies(down), policy_set(&[("Pods", 1, 120)]));
     let product_spec = shop::services::find("product").expect("the product service");
-    let resources = &containers(&deployment(&docs, product_spec)["spec"]["template"]["spec"])[0]
-        ["resources"];
+    let resources =
+        &containers(&deployment(&docs, product_spec)["spec"]["template"]["spec"])[0]["resources"];
     assert_eq!(
         (
             &resources["requests"]["cpu"],

@@ -15,11 +15,11 @@ use anyhow::{Context, Result};
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, MatchedPath, Request, State},
-    serve::ListenerExt,
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
 };
 use serde_json::json;
 use tracing::Instrument;
@@ -335,7 +335,11 @@ mod tests {
             assert!(n > 0, "the server closed the connection");
             seen.extend_from_slice(&buf[..n]);
         }
-        assert!(seen.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&seen));
+        assert!(
+            seen.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&seen)
+        );
         client
     }
 
@@ -343,10 +347,14 @@ mod tests {
     /// process, so that end is one of this process's descriptors: the socket whose local address
     /// is the client's peer and whose peer is the client.
     fn server_end_nodelay(client: &TcpStream) -> bool {
-        let (client_addr, server_addr) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+        let (client_addr, server_addr) =
+            (client.local_addr().unwrap(), client.peer_addr().unwrap());
         let mut found = Vec::new();
         for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-            let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok())
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<RawFd>().ok())
             else {
                 continue;
             };
@@ -359,7 +367,11 @@ mod tests {
                 found.push(stream.nodelay().unwrap());
             }
         }
-        assert_eq!(found.len(), 1, "one server end of {client_addr} -> {server_addr}");
+        assert_eq!(
+            found.len(),
+            1,
+            "one server end of {client_addr} -> {server_addr}"
+        );
         found[0]
     }
 
@@ -367,7 +379,11 @@ mod tests {
     async fn accepted_connections_have_nagle_off() {
         let dir = tempfile::tempdir().unwrap();
         let service = testkit::start("nodelay", dir.path(), |rt| rt.serve(Router::new())).await;
-        let admin: SocketAddr = service.admin_url.trim_start_matches("http://").parse().unwrap();
+        let admin: SocketAddr = service
+            .admin_url
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap();
         let addr = service.addr;
         tokio::task::spawn_blocking(move || {
             for (listener, path) in [(addr, "/health"), (admin, "/admin/faults")] {

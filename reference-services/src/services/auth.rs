@@ -1,7 +1,11 @@
 //! The auth service (gRPC `AuthService`): owns credentials and sessions.
 //!
 //! Passwords are stored only as Argon2id hashes (computed on the blocking pool, because hashing
-//! is deliberately CPU-heavy and would otherwise stall the async workers). A login issues a JWT;
+//! is deliberately CPU-heavy and would otherwise stall the async workers). At most one hash per
+//! core runs at a time: each takes 19 MiB, so a burst of 32 logins hashed at once made the
+//! process 1.2 GB (glibc keeps freed blocks in per-thread arenas), and more hashes than cores
+//! finish no sooner anyway. For the same reason glibc is told to give blocks of 1 MiB and more
+//! straight back to the system (`M_MMAP_THRESHOLD`). A login issues a JWT;
 //! logout records the token's id in `revoked_tokens` until it would have expired anyway, and
 //! `VerifyToken` checks signature, expiry and revocation, so the gateway can refuse a logged-out
 //! token on the very next request.
@@ -258,23 +262,32 @@ impl AuthService for Auth {
     }
 }
 
-/// Argon2id hashing on the blocking thread pool.
+/// Argon2id hashing on the blocking thread pool, at most [`Hasher::permits`] at a time.
 #[derive(Clone)]
 struct Hasher {
     argon: Argon2<'static>,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl Hasher {
     fn new(params: Params) -> Self {
+        return_large_blocks_to_the_system();
         Self {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            running: Arc::new(tokio::sync::Semaphore::new(Self::permits())),
         }
+    }
+
+    /// Hashes that may run at once: one per core.
+    fn permits() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
     async fn hash(&self, password: String) -> Result<String, String> {
         let argon = self.argon.clone();
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
+        let _permit = self.running.acquire().await.map_err(|e| e.to_string())?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
             argon
@@ -289,6 +302,11 @@ impl Hasher {
     /// Whether `password` matches `stored` (a PHC string; its own cost parameters apply).
     async fn verify(&self, password: String, stored: String) -> Result<bool, Status> {
         let argon = self.argon.clone();
+        let _permit = self
+            .running
+            .acquire()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             PasswordHash::new(&stored)
                 .is_ok_and(|hash| argon.verify_password(password.as_bytes(), &hash).is_ok())
@@ -344,6 +362,18 @@ pub fn check_password(password: &str) -> Result<(), &'static str> {
         n if n < MIN_PASSWORD_CHARS => Err("password must be at least 8 characters"),
         n if n > MAX_PASSWORD_CHARS => Err("password must be at most 128 characters"),
         _ => Ok(()),
+    }
+}
+
+/// glibc serves a freed large block's size from its heaps from then on (a dynamic mmap
+/// threshold), and its per-thread arenas keep such blocks after they are freed: every blocking
+/// thread that ever hashed would hold 19 MiB. A fixed threshold maps blocks of 1 MiB and more
+/// and unmaps them on free. Process-wide; harmless for the other services of a test process.
+fn return_large_blocks_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; M_MMAP_THRESHOLD with 1 MiB is valid.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
