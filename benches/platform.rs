@@ -19,7 +19,7 @@
 //! pessimistic. Every request must succeed: an error fails the benchmark, since figures over
 //! failing requests would mean nothing.
 //!
-//! Run with `cargo bench -p shakedown --bench platform` (about 1.5 minutes).
+//! Run with `cargo bench -p shakedown --bench platform` (about a minute once built).
 //! `SHAKEDOWN_BENCH_SECONDS` (default 20, per load), `SHAKEDOWN_BENCH_RATE` (2000) and
 //! `SHAKEDOWN_BENCH_USERS` (32) change the defaults.
 
