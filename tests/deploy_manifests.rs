@@ -23,7 +23,7 @@ use std::{
     process::{Command, Output},
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use shop::services::{ALL, ServiceSpec};
 
 const NAMESPACE: &str = "ecommerce";
@@ -476,6 +476,44 @@ fn autoscalers_follow_the_platform_seeds() {
         "payment scaleDown stabilization"
     );
     assert_eq!(policies(down), policy_set(&[("Percent", 25, 60)]));
+
+    // Product: memory-based with the seeds' "custom policies for stable scaling" (numbers in
+    // deploy/base/services/product/hpa.yaml), against the seeds' larger memory request.
+    let product = hpa(&docs, "product");
+    let up = &product["spec"]["behavior"]["scaleUp"];
+    assert_eq!(
+        up["stabilizationWindowSeconds"], 60,
+        "product scaleUp stabilization"
+    );
+    assert_eq!(up["selectPolicy"], "Max", "product scaleUp selectPolicy");
+    assert_eq!(
+        policies(up),
+        policy_set(&[("Percent", 50, 60), ("Pods", 2, 60)])
+    );
+    let down = &product["spec"]["behavior"]["scaleDown"];
+    assert_eq!(
+        down["stabilizationWindowSeconds"], 600,
+        "product scaleDown stabilization"
+    );
+    assert_eq!(policies(down), policy_set(&[("Pods", 1, 120)]));
+    let product_spec = shop::services::find("product").expect("the product service");
+    let resources =
+        &containers(&deployment(&docs, product_spec)["spec"]["template"]["spec"])[0]["resources"];
+    assert_eq!(
+        (
+            &resources["requests"]["cpu"],
+            &resources["requests"]["memory"],
+            &resources["limits"]["cpu"],
+            &resources["limits"]["memory"]
+        ),
+        (
+            &json!("100m"),
+            &json!("256Mi"),
+            &json!("500m"),
+            &json!("1Gi")
+        ),
+        "product resources (seeds)"
+    );
 
     for (n, min, max, metrics) in [
         ("product", 2, 8, targets(&[("memory", 80)])),

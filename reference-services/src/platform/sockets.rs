@@ -5,6 +5,9 @@
 //! passes the sockets to its children by inheritance (`LISTEN_FD` / `ADMIN_FD`, the way systemd
 //! socket activation does it); a service started without those variables binds its configured
 //! address, as in a container. A bind that fails because the port is taken says who holds it.
+//!
+//! Accepted connections get `TCP_NODELAY` ([`set_nodelay`]): small request/response exchanges
+//! must not wait for Nagle's algorithm to meet the peer's delayed ACK (a 40 ms stall).
 
 use std::{
     fmt,
@@ -101,6 +104,14 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
     listener
         .into_std()
         .map_err(failed("detaching the listener on"))
+}
+
+/// Turns Nagle's algorithm off on an accepted connection (for `axum::serve::ListenerExt::tap_io`).
+/// A failure only costs latency, so it is logged, not fatal.
+pub fn set_nodelay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::warn!(error = %e, "could not set TCP_NODELAY on an accepted connection");
+    }
 }
 
 /// A tokio listener on the inherited socket `fd` if given (named by `fd_var`), else bound on

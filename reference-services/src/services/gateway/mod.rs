@@ -212,7 +212,10 @@ impl Gateway {
             orders: OrderServiceClient::new(channel(&peers.order)?),
             payments: PaymentServiceClient::new(channel(&peers.payment)?),
             recommendations: RecommendationServiceClient::new(channel(&peers.recommendation)?),
+            // Nagle off, as on every connection of the platform (reqwest's default, stated
+            // because the cart path depends on it).
             http: reqwest::Client::builder()
+                .tcp_nodelay(true)
                 .connect_timeout(std::time::Duration::from_secs(2))
                 .timeout(std::time::Duration::from_secs(10))
                 .build()?,
