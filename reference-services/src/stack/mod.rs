@@ -36,7 +36,6 @@ pub use error::StackError;
 use kafka::MockKafka;
 use supervisor::{ChildSpec, Supervisor, SupervisorError};
 
-
 /// The embedded stack's per-address sign-in budget (`AUTH_ADDRESS_BURST`): all its load comes
 /// from one address.
 const EMBEDDED_ADDRESS_BURST: &str = "1000000";
