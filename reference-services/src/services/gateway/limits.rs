@@ -12,7 +12,7 @@ use axum::{
     BoxError, Router,
     error_handling::HandleErrorLayer,
     extract::{Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::StatusCode,
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
@@ -102,16 +102,13 @@ pub fn guard(api: Router, limits: Limits) -> Router {
 /// Answers a request refused by the layers: 503 with `Retry-After` when shed for overload.
 fn shed(error: BoxError, retry_after_secs: u64) -> Response {
     if error.is::<tower::load_shed::error::Overloaded>() {
-        let mut response = ApiError::new(
+        return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
             "the gateway is serving as many requests as it can; retry later",
         )
+        .with_retry_after(retry_after_secs)
         .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-        return response;
     }
     tracing::error!(%error, "request failed in the gateway's middleware");
     ApiError::internal("the request could not be served").into_response()
@@ -138,7 +135,7 @@ async fn within_budget(State(budget): State<Duration>, req: Request, next: Next)
 
 #[cfg(test)]
 mod tests {
-    use axum::{body::Body, routing::get};
+    use axum::{body::Body, http::header, routing::get};
     use serde_json::Value;
     use tower::ServiceExt;
 
