@@ -376,3 +376,120 @@ fn the_fitted_model_recovers_a_known_scalability_law() {
     let markdown = std::fs::read_to_string(summary_dir(&runs).join("capacity.md")).unwrap();
     assert!(markdown.contains("predicted peak"), "{markdown}");
 }
+
+/// The embedded stack with Prometheus, one service made a bottleneck: the product service serves
+/// one request at a time with 20 ms added (a capacity of 50 requests/s) while the gateway in
+/// front of it does not. Product details climb from 10 to 80 requests/s; the summary must name
+/// product as the first service to saturate — not the gateway, which waits on it (its outbound
+/// calls show it) and so saturates no earlier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_fault_on_one_service_names_it_first_to_saturate() {
+    if !common::cli::prometheus_installed() {
+        slo::testing::missing_tool(
+            "prometheus",
+            "per-service figures come from it; scripts/setup.sh installs it",
+        );
+        return;
+    }
+    let stack = common::start_stack(true).await;
+    let product = stack.endpoint("product").expect("a product service");
+    let fault = reqwest::Client::new()
+        .put(format!("{}/admin/faults", product.admin_url))
+        .json(&serde_json::json!({"latency_ms": 20, "concurrency": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(fault.status().is_success(), "{fault:?}");
+    // Prometheus has just started: the first step needs the services scraped already.
+    let query = format!(
+        "{}/api/v1/query?query=process_cpu_seconds_total%7Bservice%3D%22product%22%7D",
+        stack.prometheus_url().unwrap()
+    );
+    let scraped = common::eventually(Duration::from_secs(30), || async {
+        let body: Value = reqwest::get(&query).await.ok()?.json().await.ok()?;
+        (!body["data"]["result"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    assert!(scraped.is_some(), "Prometheus never scraped product");
+
+    let out = tempfile::tempdir().unwrap();
+    let scenario = out.path().join("product-detail.yaml");
+    std::fs::write(
+        &scenario,
+        "apiVersion: shakedown/v1\nkind: Scenario\nname: product-detail\nsteps:\n  - name: get_product\n    url: /api/v1/products/1\n    checks: {status: 200}\n",
+    )
+    .unwrap();
+    let runs = out.path().join("runs");
+    let args: Vec<String> = [
+        scenario.to_str().unwrap(),
+        "--target",
+        stack.gateway_url(),
+        "--prometheus-url",
+        stack.prometheus_url().unwrap(),
+        "--rate",
+        "--start",
+        "10",
+        "--max",
+        "80",
+        "--resolution",
+        "50%",
+        "--hold",
+        "4s",
+        "--ramp",
+        "1s",
+        "--out",
+        runs.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        capacity(&args)
+    })
+    .await
+    .unwrap();
+    stack.stop().await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "a verdict, not an error: {stderr}"
+    );
+
+    let summary = json(&summary_dir(&runs).join("capacity.json"));
+    let steps = summary["steps"].as_array().unwrap();
+    for step in steps {
+        let services = step["services"]
+            .as_array()
+            .unwrap_or_else(|| panic!("per-service figures in {step:#}\n{stderr}"));
+        let figures = |name: &str| {
+            services
+                .iter()
+                .find(|s| s["name"] == name)
+                .unwrap_or_else(|| panic!("{name} in {services:#?}"))
+        };
+        for name in ["api-gateway", "product"] {
+            assert!(figures(name)["p95_ms"].as_f64().is_some(), "{step:#}");
+            assert!(figures(name)["cpu_cores"].as_f64().is_some(), "{step:#}");
+        }
+    }
+    let markdown = std::fs::read_to_string(summary_dir(&runs).join("capacity.md")).unwrap();
+    let first = &summary["saturation"][0];
+    assert_eq!(first["service"], "product", "{markdown}");
+    let gateway = summary["saturation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "api-gateway");
+    if let Some(gateway) = gateway {
+        assert!(
+            gateway["load"].as_f64() >= first["load"].as_f64(),
+            "{:#}",
+            summary["saturation"]
+        );
+    }
+    assert!(
+        markdown.contains("**product** saturated first"),
+        "{markdown}"
+    );
+}

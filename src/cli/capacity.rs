@@ -57,6 +57,16 @@ pub struct CapacityArgs {
     /// Fail (exit 1) unless at least this load held (users, or iterations/s with --rate).
     #[arg(long)]
     pub require: Option<f64>,
+    /// The Prometheus label that names a service: with Prometheus (`--prometheus-url`, or the
+    /// embedded stack's), every step records each service's p95, error ratio and CPU, and the
+    /// summary names the first service to saturate.
+    #[arg(long, default_value = "service")]
+    pub service_label: String,
+    /// The CPU one service may use, in cores (its limit): a service using 90 % of it is
+    /// saturated. Default on the embedded stack: this machine's cores; otherwise CPU is shown
+    /// but not judged.
+    #[arg(long)]
+    pub service_cpu: Option<f64>,
     #[command(flatten)]
     pub slo: SloArgs,
     /// The summary and every step's report go to OUT/capacity-<time>/.
@@ -88,6 +98,14 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         return Err(error);
     }
 
+    let services = match ServiceFigures::of(&args, stack.as_ref()).await {
+        Ok(services) => services,
+        Err(error) => {
+            super::run::stop(stack).await;
+            return Err(error);
+        }
+    };
+
     let dir = args.out.join(format!(
         "capacity-{}",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now())
@@ -98,6 +116,7 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         dir: &dir,
         gate: gate.as_ref(),
         stack: stack.as_ref(),
+        services,
         quiet,
     };
     let searched = scenarios::capacity::search(
@@ -163,6 +182,7 @@ struct CliSteps<'a> {
     dir: &'a Path,
     gate: Option<&'a SloGate>,
     stack: Option<&'a Stack>,
+    services: Option<ServiceFigures>,
     quiet: bool,
 }
 
@@ -192,6 +212,131 @@ impl Steps for CliSteps<'_> {
             eprintln!("{line}");
         }
     }
+
+    async fn services(
+        &mut self,
+        _step: &Step,
+        report: &reports::Report,
+        ramp: Duration,
+    ) -> std::result::Result<Vec<scenarios::capacity::ServiceFigures>, String> {
+        let Some(services) = &self.services else {
+            return Ok(Vec::new());
+        };
+        services.of_step(report, ramp).await
+    }
+
+    fn service_cpu_limit(&self) -> Option<f64> {
+        self.services.as_ref()?.cpu_limit
+    }
+}
+
+/// How long the embedded stack's Prometheus may take to scrape every service once.
+const FIRST_SCRAPES: Duration = Duration::from_secs(20);
+
+/// Where each step's per-service figures come from: a Prometheus and the label naming services.
+struct ServiceFigures {
+    prometheus: ::slo::sources::PrometheusSource,
+    label: String,
+    cpu_limit: Option<f64>,
+}
+
+impl ServiceFigures {
+    /// From `--prometheus-url` or the embedded stack's Prometheus; `None` without either. One
+    /// question before any load, so an unreachable Prometheus (3) or a bad label (2) is said
+    /// before minutes of steps.
+    async fn of(args: &CapacityArgs, stack: Option<&Stack>) -> Result<Option<ServiceFigures>> {
+        let url = args
+            .slo
+            .prometheus_url
+            .clone()
+            .or_else(|| stack?.prometheus_url().map(str::to_string));
+        let Some(url) = url else {
+            return Ok(None);
+        };
+        if !is_label_name(&args.service_label) {
+            return Err(exit::usage(format!(
+                "--service-label {:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+                args.service_label
+            )));
+        }
+        if let Some(cores) = args.service_cpu
+            && !(cores.is_finite() && cores > 0.0)
+        {
+            return Err(exit::usage(format!(
+                "--service-cpu {cores}: a number of cores above 0"
+            )));
+        }
+        let prometheus = ::slo::sources::PrometheusSource::new(&url).map_err(exit::classified)?;
+        // The embedded stack's Prometheus has just started: wait for its first scrapes, or the
+        // first step would have no figures to compare the others with.
+        let embedded = args.slo.prometheus_url.is_none();
+        let patience = std::time::Instant::now() + FIRST_SCRAPES;
+        loop {
+            let now = chrono::Utc::now();
+            let breakdown = prometheus
+                .breakdown(
+                    &args.service_label,
+                    now - chrono::Duration::seconds(10),
+                    now,
+                )
+                .await
+                .map_err(|e| {
+                    exit::classified(e)
+                        .context(format!("asking Prometheus {url} for per-service figures"))
+                })?;
+            let scraped = breakdown.groups.iter().any(|g| g.cpu_cores.is_some());
+            if scraped || !embedded || std::time::Instant::now() >= patience {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let machine = || std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+        Ok(Some(ServiceFigures {
+            prometheus,
+            label: args.service_label.clone(),
+            cpu_limit: args.service_cpu.or_else(|| stack.is_some().then(machine)),
+        }))
+    }
+
+    /// Every service's figures over the step's hold, once Prometheus has scraped its end.
+    async fn of_step(
+        &self,
+        report: &reports::Report,
+        ramp: Duration,
+    ) -> std::result::Result<Vec<scenarios::capacity::ServiceFigures>, String> {
+        let from = report.started_at + chrono::Duration::from_std(ramp).unwrap_or_default();
+        let to = report.ended_at.max(from + chrono::Duration::seconds(1));
+        let scraped = to + chrono::Duration::from_std(super::gate::LAST_SCRAPE).unwrap_or_default();
+        if let Ok(wait) = (scraped - chrono::Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
+        let breakdown = self
+            .prometheus
+            .breakdown(&self.label, from, to)
+            .await
+            .map_err(|e| format!("Prometheus {}: {e}", self.prometheus.url()))?;
+        Ok(breakdown
+            .groups
+            .into_iter()
+            .map(|g| scenarios::capacity::ServiceFigures {
+                name: g.name,
+                requests_per_second: g.requests_per_second,
+                p95_ms: g.p95_ms,
+                mean_ms: g.mean_ms,
+                outbound_mean_ms: g.outbound_mean_ms,
+                error_ratio: g.error_ratio,
+                cpu_cores: g.cpu_cores,
+            })
+            .collect())
+    }
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn write_step(dir: &Path, label: &str, report: &reports::Report) -> Result<()> {

@@ -144,6 +144,16 @@ impl Classify for slo::PreflightFailed {
     }
 }
 
+/// A source that refused a question was asked a bad one (2); one that did not answer is down (3).
+impl Classify for slo::sources::SourceError {
+    fn exit(&self) -> Exit {
+        match self.kind {
+            slo::sources::SourceErrorKind::Rejected => Exit::Usage,
+            slo::sources::SourceErrorKind::Unreachable => Exit::Unreachable,
+        }
+    }
+}
+
 impl Classify for slo::SetupError {
     fn exit(&self) -> Exit {
         Exit::Usage

@@ -13,7 +13,7 @@ use shop::stack::Stack;
 use super::{Exit, exit};
 
 /// Prometheus scrapes the embedded stack every second: give it time to see the last second of a run.
-const LAST_SCRAPE: Duration = Duration::from_secs(3);
+pub const LAST_SCRAPE: Duration = Duration::from_secs(3);
 
 #[derive(Args, Debug, Clone)]
 pub struct SloArgs {

@@ -203,7 +203,10 @@ pub fn channel(url: &str, balancing: &Balancing) -> Result<TracedChannel, Balanc
         balancing.interval,
         changes,
     ));
-    Ok(InterceptedService::new(channel, TraceInterceptor))
+    Ok(InterceptedService::new(
+        grpc::Metered::new(channel),
+        TraceInterceptor,
+    ))
 }
 
 /// What a balanced channel resolves, and how it names the backend in its requests.

@@ -1,7 +1,7 @@
 //! gRPC client plumbing: lazily connected channels (a service starts even when a peer is not up
 //! yet, and reconnects when it comes back) with deadlines, and an interceptor that forwards the
 //! W3C trace context of the current request and its remaining time budget (`grpc-timeout`, see
-//! [`super::deadline`]).
+//! [`super::deadline`]), and the latency of every call ([`super::outbound`]).
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
+pub use super::outbound::Metered;
 use super::trace;
 
 /// Adds `traceparent` (a child of the current request's context) to every call, and the
@@ -29,14 +30,15 @@ impl Interceptor for TraceInterceptor {
     }
 }
 
-/// A channel with the trace interceptor, as every generated client takes it.
-pub type TracedChannel = InterceptedService<Channel, TraceInterceptor>;
+/// A channel with the trace interceptor and call latency metrics, as every generated client
+/// takes it.
+pub type TracedChannel = InterceptedService<Metered<Channel>, TraceInterceptor>;
 
 /// A lazily connected channel to `url` (`http://host:port`).
 pub fn channel(url: &str) -> Result<TracedChannel> {
     let endpoint = endpoint(url).with_context(|| format!("invalid gRPC peer URL {url:?}"))?;
     Ok(InterceptedService::new(
-        endpoint.connect_lazy(),
+        Metered::new(endpoint.connect_lazy()),
         TraceInterceptor,
     ))
 }

@@ -253,6 +253,7 @@ async fn observe(State(rt): State<Runtime>, req: Request, next: Next) -> Respons
 
 /// Applies injected latency and errors to the service's own routes (not to the ops routes).
 async fn inject_faults(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
+    let _turn = rt.faults.turn().await;
     let decision = rt.faults.decide();
     if !decision.delay.is_zero() {
         rt.metrics

@@ -43,6 +43,13 @@ pub struct GrpcLabels {
     pub grpc_code: String,
 }
 
+/// An outbound gRPC call: the peer's service and the method.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientLabels {
+    pub grpc_service: String,
+    pub grpc_method: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicStatus {
     pub topic: String,
@@ -145,6 +152,8 @@ pub struct Metrics {
     registry: Registry,
     pub http_duration: Family<HttpLabels, Histogram, fn() -> Histogram>,
     pub grpc_duration: Family<GrpcLabels, Histogram, fn() -> Histogram>,
+    /// Outbound gRPC calls (see [`super::outbound`]).
+    pub grpc_client_duration: Family<ClientLabels, Histogram, fn() -> Histogram>,
     pub orders_created: Counter,
     pub payments_processed: Counter,
     pub events_published: Family<TopicStatus, Counter>,
@@ -172,6 +181,9 @@ impl Metrics {
         let metrics = Self {
             http_duration,
             grpc_duration,
+            grpc_client_duration: Family::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ),
             orders_created: Counter::default(),
             payments_processed: Counter::default(),
             events_published: Family::default(),
@@ -195,6 +207,11 @@ impl Metrics {
             "grpc_server_handling_seconds",
             "gRPC request latency by service, method and status code",
             metrics.grpc_duration.clone(),
+        );
+        registry.register(
+            "grpc_client_handling_seconds",
+            "Outbound gRPC call latency by peer service and method",
+            metrics.grpc_client_duration.clone(),
         );
         registry.register(
             "orders_created",
@@ -257,6 +274,7 @@ impl Metrics {
             "Sign-ins refused with 429 by the auth service, by kind (account, address, busy)",
             metrics.auth_throttled.clone(),
         );
+        registry.register_collector(Box::new(super::process::ProcessCpu));
         Self {
             registry,
             ..metrics

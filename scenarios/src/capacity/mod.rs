@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::profile::{DEFAULT_REQUEST_TIMEOUT, Load, Profile, RateStage, UserStage};
 
 pub mod render;
+pub mod saturation;
 mod search;
 pub mod usl;
 
+pub use saturation::{Saturation, ServiceFigures};
 pub use search::{Plan, Searched, Step, Steps, Stop, search};
 
 /// A capacity plan that makes no sense; the message names the flag.
@@ -348,7 +350,7 @@ impl Dimension {
 }
 
 /// One step as it went.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
     /// Users (closed model) or iterations per second (open model) of the step.
     pub load: f64,
@@ -374,6 +376,9 @@ pub struct StepResult {
     pub passed: bool,
     /// Why the step failed; empty when it passed.
     pub failure_reasons: Vec<String>,
+    /// What each service did during the hold, when Prometheus was there to ask.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceFigures>,
 }
 
 impl StepResult {
@@ -397,6 +402,7 @@ impl StepResult {
             kept_up: None,
             passed: report.verdict == Verdict::Pass,
             failure_reasons: report.failure_reasons(),
+            services: Vec::new(),
         }
     }
 
@@ -442,6 +448,15 @@ pub struct CapacityResult {
     /// The p95 objective the steps were judged by (threshold `p95<…`), in ms, for the charts.
     #[serde(default)]
     pub p95_objective_ms: Option<f64>,
+    /// The CPU one service may use, in cores, when known: CPU saturation is judged against it.
+    #[serde(default)]
+    pub service_cpu_limit: Option<f64>,
+    /// The services that saturated, the first one first (see [`saturation`]).
+    #[serde(default)]
+    pub saturation: Vec<Saturation>,
+    /// Why per-service figures are missing from some steps (Prometheus failed to answer).
+    #[serde(default)]
+    pub services_error: Option<String>,
 }
 
 impl CapacityResult {
@@ -458,6 +473,9 @@ impl CapacityResult {
             model_error: None,
             knee: None,
             p95_objective_ms: None,
+            service_cpu_limit: None,
+            saturation: Vec::new(),
+            services_error: None,
         }
     }
 
@@ -508,6 +526,14 @@ impl CapacityResult {
             .filter_map(|s| Some((s.load, s.p95_ms?)))
             .collect();
         self.knee = usl::knee(&curve);
+        self.saturation = saturation::saturated(
+            &self.steps,
+            &saturation::Rules {
+                p95_objective_ms: self.p95_objective_ms,
+                cpu_limit_cores: self.service_cpu_limit,
+                ..saturation::Rules::default()
+            },
+        );
     }
 
     /// The steps ordered by load, for tables and charts.
@@ -546,6 +572,7 @@ impl CapacityResult {
             out.push_str(&format!("The search stopped early: {why}.\n\n"));
         }
         out.push_str(&self.model_markdown());
+        out.push_str(&self.saturation_markdown());
         out.push_str(&format!(
             "| {} | concurrency (X·R) | requests | req/s (hold) | p50 | p95 | p99 | errors | verdict |\n",
             match d {
@@ -574,6 +601,86 @@ impl CapacityResult {
                 s.error_rate * 100.0
             ));
         }
+        out
+    }
+
+    /// Which service saturated first and the services' p95 at every load.
+    fn saturation_markdown(&self) -> String {
+        let mut out = String::new();
+        let steps = self.by_load();
+        let mut names: Vec<&str> = steps
+            .iter()
+            .flat_map(|s| s.services.iter().map(|f| f.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() && self.services_error.is_none() {
+            return out;
+        }
+        out.push_str("### What breaks first\n\n");
+        let d = self.dimension;
+        match self.saturation.first() {
+            Some(first) => out.push_str(&format!(
+                "**{}** saturated first, at {} (step {}): {}.\n\n",
+                first.service,
+                d.describe(first.load),
+                first.step,
+                first.signs.join("; ")
+            )),
+            None if !names.is_empty() => {
+                out.push_str("No service saturated at the loads measured.\n\n")
+            }
+            None => {}
+        }
+        for later in self.saturation.iter().skip(1) {
+            out.push_str(&format!(
+                "- then **{}** at {} (step {}): {}{}\n",
+                later.service,
+                d.describe(later.load),
+                later.step,
+                later.signs.join("; "),
+                if later.waits_on_dependencies {
+                    " — waiting on its dependencies (its own calls slowed down as much)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if self.saturation.len() > 1 {
+            out.push('\n');
+        }
+        if let Some(why) = &self.services_error {
+            out.push_str(&format!("Per-service figures are incomplete: {why}.\n\n"));
+        }
+        if names.is_empty() {
+            return out;
+        }
+        out.push_str("p95 / CPU cores of each service during each step's hold:\n\n| service |");
+        for s in &steps {
+            out.push_str(&format!(" {} |", trim(s.load)));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"--:|".repeat(steps.len()));
+        out.push('\n');
+        for name in names {
+            out.push_str(&format!("| {name} |"));
+            for s in &steps {
+                let cell =
+                    s.services
+                        .iter()
+                        .find(|f| f.name == name)
+                        .map_or("–".to_string(), |f| {
+                            format!(
+                                "{} / {}",
+                                f.p95_ms.map_or("–".into(), |v| format!("{v:.1} ms")),
+                                f.cpu_cores.map_or("–".into(), |v| format!("{v:.2}"))
+                            )
+                        });
+                out.push_str(&format!(" {cell} |"));
+            }
+            out.push('\n');
+        }
+        out.push('\n');
         out
     }
 
@@ -692,6 +799,7 @@ mod tests {
             p99_ms: Some(200.0),
             error_rate: 0.0,
             kept_up: None,
+            services: Vec::new(),
             passed,
             failure_reasons: if passed {
                 vec![]

@@ -31,6 +31,13 @@ fn chart_error<E: std::fmt::Display>(error: E) -> ChartError {
 pub fn html(result: &CapacityResult) -> Result<String, ChartError> {
     let throughput = throughput_chart(result)?;
     let latency = latency_chart(result)?;
+    let services = match services_chart(result)? {
+        Some(chart) => format!(
+            "<h2>Each service's p95 against load</h2>\n{chart}\n<p>{}</p>\n",
+            escape(&first_saturated(result))
+        ),
+        None => String::new(),
+    };
     let summary = escape(&result.markdown());
     Ok(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -39,7 +46,7 @@ pub fn html(result: &CapacityResult) -> Result<String, ChartError> {
          pre{{white-space:pre-wrap;background:#f6f8fa;padding:1em;}}</style></head><body>\n\
          <h1>Capacity of <code>{scenario}</code> against <code>{target}</code></h1>\n\
          <h2>Throughput against concurrency</h2>\n{throughput}\n\
-         <h2>Latency against load</h2>\n{latency}\n\
+         <h2>Latency against load</h2>\n{latency}\n{services}\
          <h2>Summary</h2>\n<pre>{summary}</pre>\n</body></html>\n",
         scenario = escape(&result.scenario),
         target = escape(&result.target),
@@ -169,6 +176,75 @@ fn latency_chart(result: &CapacityResult) -> Result<String, ChartError> {
     Ok(svg)
 }
 
+/// The sentence under the services chart.
+fn first_saturated(result: &CapacityResult) -> String {
+    match result.saturation.first() {
+        Some(first) => format!(
+            "{} saturated first, at {} (step {}): {}. Its line is drawn thick.",
+            first.service,
+            result.dimension.describe(first.load),
+            first.step,
+            first.signs.join("; ")
+        ),
+        None => "No service saturated at the loads measured.".to_string(),
+    }
+}
+
+/// Every service's p95 against load, the first to saturate drawn thick; `None` without
+/// per-service figures.
+fn services_chart(result: &CapacityResult) -> Result<Option<String>, ChartError> {
+    let steps = result.by_load();
+    let mut names: Vec<&str> = steps
+        .iter()
+        .flat_map(|s| s.services.iter().map(|f| f.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = names
+        .iter()
+        .map(|name| {
+            let points = steps
+                .iter()
+                .filter_map(|s| {
+                    let p95 = s.services.iter().find(|f| f.name == *name)?.p95_ms?;
+                    Some((s.load, p95))
+                })
+                .collect();
+            (*name, points)
+        })
+        .collect();
+    let x_max = steps.iter().map(|s| s.load).fold(1.0_f64, f64::max) * 1.05;
+    let y_max = lines
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(1.0_f64, f64::max)
+        * 1.1;
+    let x_desc = match result.dimension {
+        Dimension::Users => "users",
+        Dimension::Rate => "iterations/s",
+    };
+    let first = result.saturation.first().map(|s| s.service.as_str());
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let mut chart = frame(&root, (x_max, y_max), (x_desc, "service p95 (ms)"))?;
+        for (index, (name, points)) in lines.into_iter().enumerate() {
+            let color = Palette99::pick(index).to_rgba();
+            let width = if Some(name) == first { 4 } else { 1 };
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(width)))
+                .map_err(chart_error)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        }
+        finish(&mut chart, &root)?;
+    }
+    Ok(Some(svg))
+}
+
 /// Axes from zero to `x_max` and `y_max` with their captions, on a white SVG canvas.
 fn frame<'a, 'b>(
     root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
@@ -245,6 +321,7 @@ mod tests {
                 kept_up: None,
                 passed: true,
                 failure_reasons: vec![],
+                services: vec![],
             });
         }
         result.analyze();
@@ -254,5 +331,38 @@ mod tests {
         assert!(page.contains("p95 objective 500 ms"));
         assert!(page.contains("http://x?a=1&amp;b=&lt;2&gt;"), "escaped");
         assert!(!page.contains("<script"));
+        assert!(
+            !page.contains("Each service"),
+            "no services, no services chart"
+        );
+    }
+
+    #[test]
+    fn with_per_service_figures_a_third_chart_names_the_first_to_saturate() {
+        let mut result = CapacityResult::new("browse", "http://x", Dimension::Rate);
+        for (load, product) in [(10.0, 12.0), (20.0, 15.0), (40.0, 60.0)] {
+            let figures = |name: &str, p95: f64| crate::capacity::ServiceFigures {
+                name: name.into(),
+                p95_ms: Some(p95),
+                ..Default::default()
+            };
+            result.record(StepResult {
+                load,
+                passed: true,
+                services: vec![
+                    figures("api-gateway", product + 2.0),
+                    figures("product", product),
+                ],
+                ..StepResult::default()
+            });
+        }
+        result.analyze();
+        let page = html(&result).unwrap();
+        assert_eq!(page.matches("<svg").count(), 3, "three charts");
+        assert!(page.contains("Each service"));
+        assert!(
+            page.contains("product saturated first, at 40 iterations/s (step 3)"),
+            "{page}"
+        );
     }
 }

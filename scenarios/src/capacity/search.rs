@@ -4,12 +4,14 @@
 //! — what stops the search, what a step that could not be judged means — are tested here.
 
 use std::future::Future;
+use std::time::Duration;
 
 use reports::Report;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Bisection, CapacityPlan, CapacityResult, Dimension, RatePlan, StepResult, kept_up, trim,
+    Bisection, CapacityPlan, CapacityResult, Dimension, RatePlan, ServiceFigures, StepResult,
+    kept_up, trim,
 };
 use crate::{Profile, RunError, RunSpec};
 
@@ -111,6 +113,23 @@ pub trait Steps {
 
     /// A progress line for the operator.
     fn say(&mut self, line: String);
+
+    /// What each service did during the step's hold (the report's run after `ramp`), e.g. from
+    /// Prometheus; empty when there is no one to ask. `Err` says why the figures are missing;
+    /// the search goes on without them.
+    fn services(
+        &mut self,
+        _step: &Step,
+        _report: &Report,
+        _ramp: Duration,
+    ) -> impl Future<Output = Result<Vec<ServiceFigures>, String>> {
+        async { Ok(Vec::new()) }
+    }
+
+    /// The CPU one service may use, in cores, when known (CPU saturation is judged against it).
+    fn service_cpu_limit(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Why the search stopped before it reached an answer.
@@ -155,6 +174,7 @@ pub async fn search<S: Steps>(
 ) -> Result<Searched<S::Error>, S::Error> {
     let mut result = CapacityResult::new(scenario, target, plan.dimension());
     result.p95_objective_ms = p95_objective_ms(base);
+    result.service_cpu_limit = steps.service_cpu_limit();
     let mut stopped = None;
     // Read and compiled once: every step runs the same scenario (a file's feeders included).
     let resolved = match crate::Scenario::resolve(scenario) {
@@ -224,6 +244,13 @@ pub async fn search<S: Steps>(
             result.interrupted = report.partial_reason.clone();
         }
         let mut figures = StepResult::of(load, &report, plan.ramp());
+        match steps.services(&step, &report, plan.ramp()).await {
+            Ok(services) => figures.services = services,
+            Err(why) => {
+                steps.say(format!("  per-service figures missing: {why}"));
+                result.services_error.get_or_insert(why);
+            }
+        }
         if let Plan::Rate(plan) = plan {
             figures.judge_keeping_up(kept_up(&report, plan.warmup));
         }

@@ -52,6 +52,11 @@ impl PrometheusSource {
         &self.url
     }
 
+    /// One instant query at `at` (unix seconds), its failure classified.
+    pub(super) async fn instant(&self, expr: &str, at: i64) -> Result<PromqlResult, SourceError> {
+        self.client.query(expr).at(at).get().await.map_err(classify)
+    }
+
     async fn run(&self, plan: &Plan) -> Result<Reading, SourceError> {
         match plan {
             Plan::Instant { expr, at } => {
