@@ -493,3 +493,37 @@ async fn a_latency_fault_on_one_service_names_it_first_to_saturate() {
         "{markdown}"
     );
 }
+
+/// Per-service figures are asked for before any load: a Prometheus that does not answer is exit
+/// 3 and a label that cannot be one is exit 2, both before the first step (no step directory).
+#[test]
+fn per_service_figures_are_checked_before_the_first_step() {
+    let out = tempfile::tempdir().unwrap();
+    let target = serialized_server();
+    let prometheus = format!("http://127.0.0.1:{}", common::cli::closed_port());
+    let run = |extra: &[&str]| {
+        let runs = out.path().join("runs");
+        let mut args = vec![
+            "health",
+            "--target",
+            &target,
+            "--prometheus-url",
+            &prometheus,
+            "--out",
+            runs.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        capacity(&args)
+    };
+    let unreachable = run(&[]);
+    let stderr = common::cli::stderr(&unreachable);
+    assert_eq!(common::cli::code(&unreachable), 3, "{stderr}");
+    assert!(stderr.contains("per-service figures"), "{stderr}");
+    assert!(stderr.contains(&prometheus), "{stderr}");
+
+    let bad_label = run(&["--service-label", "app.kubernetes.io/name"]);
+    let stderr = common::cli::stderr(&bad_label);
+    assert_eq!(common::cli::code(&bad_label), 2, "{stderr}");
+    assert!(stderr.contains("--service-label"), "{stderr}");
+    assert!(!out.path().join("runs").exists(), "no step ran");
+}
