@@ -313,3 +313,104 @@ fn ctrl_c_writes_a_partial_report() {
     assert!(report["totals"]["requests"].as_u64().unwrap() > 0);
     assert!(report["actual_duration_s"].as_f64().unwrap() < 50.0);
 }
+
+/// The embedded stack with Prometheus and 40 ms added to every product-service call: the report
+/// sets the client's latency of the product-detail transaction next to the gateway's for
+/// `GET /api/v1/products/{id}`. The server's p50 carries the fault; the client's p95 is the
+/// server's plus the way to it, so the gap is the difference and cannot be far below zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_sets_client_latency_next_to_the_servers_per_route() {
+    if !prometheus_installed() {
+        slo::testing::missing_tool(
+            "prometheus",
+            "the server side comes from it; scripts/setup.sh installs it",
+        );
+        return;
+    }
+    let stack = common::start_stack(true).await;
+    let product = stack.endpoint("product").expect("a product service");
+    let fault = reqwest::Client::new()
+        .put(format!("{}/admin/faults", product.admin_url))
+        .json(&serde_json::json!({"latency_ms": 40}))
+        .send()
+        .await
+        .unwrap();
+    assert!(fault.status().is_success(), "{fault:?}");
+    let out = tempfile::tempdir().unwrap();
+    let scenario = out.path().join("detail.yaml");
+    std::fs::write(
+        &scenario,
+        "apiVersion: shakedown/v1\nkind: Scenario\nname: detail\nsteps:\n  - name: product_detail\n    url: \"/api/v1/products/{{ random_int(1, 100) }}\"\n    checks: {status: 200}\n  - name: unmatched_health\n    url: /health\n",
+    )
+    .unwrap();
+    let runs = out.path().join("runs");
+    let args: Vec<String> = [
+        scenario.to_str().unwrap(),
+        "--target",
+        stack.gateway_url(),
+        "--prometheus-url",
+        stack.prometheus_url().unwrap(),
+        "--users",
+        "4",
+        "--duration",
+        "5s",
+        "--out",
+        runs.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = tokio::task::spawn_blocking(move || {
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    stack.stop().await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+
+    let dir = run_dir(&runs);
+    let report = report(&dir);
+    let side = &report["server_side"];
+    let row = side["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["transaction"] == "product_detail")
+        .unwrap_or_else(|| panic!("{side:#}\n{}", stderr(&output)));
+    assert_eq!(row["method"], "GET");
+    assert_eq!(row["route"], "/api/v1/products/{id}");
+    // Interpolated within the 25–50 ms bucket that holds the 40 ms fault (a gateway without
+    // it answers in a few ms, in the buckets below 10 ms).
+    let server_p50 = row["server"]["p50_ms"].as_f64().unwrap();
+    assert!(
+        server_p50 > 25.0,
+        "the fault is in the server's time: {row:#}"
+    );
+    assert!(row["client"]["p50_ms"].as_f64().unwrap() >= 40.0, "{row:#}");
+    let (client_p95, server_p95) = (
+        row["client"]["p95_ms"].as_f64().unwrap(),
+        row["server"]["p95_ms"].as_f64().unwrap(),
+    );
+    let gap = row["gap_p95_ms"].as_f64().unwrap();
+    assert!((gap - (client_p95 - server_p95)).abs() < 1e-6, "{row:#}");
+    // The server's p95 is interpolated within a histogram bucket (25–50 ms, 50–100 ms), so it
+    // can read above the client's; never by more than the bucket.
+    assert!(gap > -50.0, "{row:#}");
+    assert!(
+        side["unmatched"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "unmatched_health"),
+        "probes are not routes of the load: {side:#}"
+    );
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("### Client and server latency"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| product_detail | `GET /api/v1/products/{id}` |"),
+        "{markdown}"
+    );
+}

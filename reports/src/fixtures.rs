@@ -192,6 +192,27 @@ pub fn sample_report() -> Report {
             outcome: "ok".into(),
             detail: Some("pod payments-7d9 | deleted".into()),
         }],
+        server_side: Some(crate::ServerSide {
+            source: "prometheus http://prometheus:9090, service=\"api-gateway\"".into(),
+            queries: vec!["histogram_quantile(0.95, …)".into()],
+            routes: vec![crate::RouteLatency {
+                transaction: "checkout".into(),
+                method: "POST".into(),
+                route: "/api/v1/orders".into(),
+                client: crate::Percentiles {
+                    p50_ms: Some(120.0),
+                    p95_ms: Some(310.0),
+                    p99_ms: Some(480.0),
+                },
+                server: crate::Percentiles {
+                    p50_ms: Some(95.0),
+                    p95_ms: Some(240.0),
+                    p99_ms: Some(400.0),
+                },
+                gap_p95_ms: Some(70.0),
+            }],
+            unmatched: vec!["browse".into()],
+        }),
     };
     report.recompute_verdict();
     report

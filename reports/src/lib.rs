@@ -29,9 +29,9 @@ pub use histogram::LatencyHistogram;
 pub use merge::merge;
 pub use model::{
     ArrivalStats, ErrorCounts, ErrorKind, ErrorSample, JournalEvent, LatencyStats, LoadModel,
-    ProfileSummary, Report, SCHEMA_VERSION, SlicePercentiles, SloStatus, SloVerdict, StageSummary,
-    StatusClassStats, TimeSlice, Totals, TransactionStats, Verdict, WorkerShare,
-    error_samples_from,
+    Percentiles, ProfileSummary, Report, RouteLatency, SCHEMA_VERSION, ServerSide,
+    SlicePercentiles, SloStatus, SloVerdict, StageSummary, StatusClassStats, TimeSlice, Totals,
+    TransactionStats, Verdict, WorkerShare, error_samples_from,
 };
 pub use render::{Renderer, all_renderers};
 pub use store::{LATEST, LoadError, mark_latest, write_all};

@@ -149,6 +149,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         verdict: Verdict::Fail,
         slos: Vec::new(),
         journal: merged_journal(reports),
+        // Server-side figures are asked of Prometheus for one window; the merged run's is
+        // asked anew by whoever merges live (percentiles of parts do not add up).
+        server_side: None,
     };
 
     let mut transactions: BTreeMap<String, TransactionStats> = BTreeMap::new();

@@ -66,6 +66,45 @@ pub struct Report {
     /// Events that happened to the system during the run (chaos actions, deploys…).
     #[serde(default)]
     pub journal: Vec<JournalEvent>,
+    /// Each transaction's client-measured latency next to the server's for its route, when
+    /// Prometheus was there to ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_side: Option<ServerSide>,
+}
+
+/// Client against server latency per route over the run's window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerSide {
+    /// Where the server's figures come from (Prometheus URL and series selector).
+    pub source: String,
+    /// The PromQL asked.
+    pub queries: Vec<String>,
+    /// One row per transaction whose requests match a route the server reports.
+    pub routes: Vec<RouteLatency>,
+    /// Transactions no server route matched.
+    #[serde(default)]
+    pub unmatched: Vec<String>,
+}
+
+/// One transaction, the route it hits, both sides' percentiles and the gap (network, queueing
+/// and the client's own time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RouteLatency {
+    pub transaction: String,
+    pub method: String,
+    pub route: String,
+    pub client: Percentiles,
+    pub server: Percentiles,
+    /// Client p95 minus server p95, in ms.
+    pub gap_p95_ms: Option<f64>,
+}
+
+/// p50, p95 and p99 in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }
 
 /// The load profile as it ran, in plain numbers.

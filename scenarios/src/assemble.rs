@@ -98,6 +98,7 @@ pub fn assemble(facts: RunFacts<'_>, measurements: Measurements) -> Report {
         verdict: Verdict::Fail,
         slos: Vec::new(),
         journal: Vec::new(),
+        server_side: None,
     };
     report.recompute_verdict();
     report

@@ -37,7 +37,9 @@ mod session;
 mod watch;
 
 pub use error::RunError;
-pub use file::{Exchange, Scenario, ScenarioError, builtin_names as scenario_names};
+pub use file::{
+    Exchange, RequestPath, Scenario, ScenarioError, builtin_names as scenario_names, path_pattern,
+};
 pub use profile::{
     ArrivalSchedule, DEFAULT_REQUEST_TIMEOUT, Load, Overrides, Profile, ProfileError, RateStage,
     ThinkTime, UserStage, builtin_names as builtin_profile_names,

@@ -230,9 +230,6 @@ impl Steps for CliSteps<'_> {
     }
 }
 
-/// How long the embedded stack's Prometheus may take to scrape every service once.
-const FIRST_SCRAPES: Duration = Duration::from_secs(20);
-
 /// Where each step's per-service figures come from: a Prometheus and the label naming services.
 struct ServiceFigures {
     prometheus: ::slo::sources::PrometheusSource,
@@ -267,29 +264,18 @@ impl ServiceFigures {
             )));
         }
         let prometheus = ::slo::sources::PrometheusSource::new(&url).map_err(exit::classified)?;
-        // The embedded stack's Prometheus has just started: wait for its first scrapes, or the
-        // first step would have no figures to compare the others with.
-        let embedded = args.slo.prometheus_url.is_none();
-        let patience = std::time::Instant::now() + FIRST_SCRAPES;
-        loop {
-            let now = chrono::Utc::now();
-            let breakdown = prometheus
-                .breakdown(
-                    &args.service_label,
-                    now - chrono::Duration::seconds(10),
-                    now,
-                )
-                .await
-                .map_err(|e| {
-                    exit::classified(e)
-                        .context(format!("asking Prometheus {url} for per-service figures"))
-                })?;
-            let scraped = breakdown.groups.iter().any(|g| g.cpu_cores.is_some());
-            if scraped || !embedded || std::time::Instant::now() >= patience {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        let now = chrono::Utc::now();
+        prometheus
+            .breakdown(
+                &args.service_label,
+                now - chrono::Duration::seconds(10),
+                now,
+            )
+            .await
+            .map_err(|e| {
+                exit::classified(e)
+                    .context(format!("asking Prometheus {url} for per-service figures"))
+            })?;
         let machine = || std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
         Ok(Some(ServiceFigures {
             prometheus,

@@ -13,6 +13,7 @@ mod report;
 mod run;
 mod scenario;
 mod serve;
+mod server_side;
 mod shutdown;
 mod slo;
 mod up;

@@ -17,6 +17,7 @@ use shop::stack::Stack;
 use super::adhoc::{self, UrlArgs};
 use super::exit::{self, Classify, Exit};
 use super::gate::{SloArgs, SloGate};
+use super::server_side::ServerSideArgs;
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
 
@@ -66,6 +67,8 @@ pub struct RunArgs {
     pub stack: StackArgs,
     #[command(flatten)]
     pub url: UrlArgs,
+    #[command(flatten)]
+    pub server_side: ServerSideArgs,
 }
 
 pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
@@ -126,6 +129,21 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         Some(gate) => gate.judge(&mut report, stack.as_ref(), quiet).await,
         None => None,
     };
+    let prometheus = args
+        .slo
+        .prometheus_url
+        .clone()
+        .or_else(|| stack.as_ref()?.prometheus_url().map(str::to_string));
+    if let Some(prometheus) = prometheus {
+        super::server_side::attach(
+            &mut report,
+            &scenario,
+            &prometheus,
+            &args.server_side,
+            quiet,
+        )
+        .await;
+    }
     stop(stack).await;
 
     let dir = args.out.join(&report.run_id);

@@ -282,9 +282,9 @@ impl Stack {
                     },
                     &[],
                 )?;
-                true
+                Some(targets.len())
             }
-            None => false,
+            None => None,
         };
 
         let mut stack = Self {
@@ -301,9 +301,15 @@ impl Stack {
             return Err(StackError::NotReady { error, logs });
         }
         // Known once Prometheus is ready: it announced the port the kernel gave it.
-        if with_prometheus {
+        if let Some(targets) = with_prometheus {
             let addr = stack.supervisor.address("prometheus")?;
             stack.prometheus_url = addr.map(|a| format!("http://{a}"));
+            if let Some(url) = &stack.prometheus_url
+                && let Err(why) =
+                    prometheus::wait_first_scrapes(url, targets, prometheus::FIRST_SCRAPES).await
+            {
+                tracing::warn!("{why}: the first seconds of a run may have no server-side data");
+            }
         }
         Ok(stack)
     }

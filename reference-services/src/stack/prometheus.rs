@@ -80,6 +80,49 @@ pub fn ready_url(listen: &str) -> String {
 /// The timeout for Prometheus to become ready (it replays its WAL on start).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long Prometheus may take to scrape every target once after it is ready: its scrape
+/// manager applies new targets on a 5 s tick, so the first scrapes come seconds after `/-/ready`.
+pub const FIRST_SCRAPES: Duration = Duration::from_secs(20);
+
+/// Waits until Prometheus at `url` has scraped each of its `targets` once (an `up` series for
+/// each), so a run started at once is measured from its first second. `Err` says what was
+/// still missing after `timeout`; the stack stays usable without it.
+pub async fn wait_first_scrapes(
+    url: &str,
+    targets: usize,
+    timeout: Duration,
+) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = 0;
+    loop {
+        let answer = client
+            // `count(up)`, URL-encoded.
+            .get(format!("{url}/api/v1/query?query=count%28up%29"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        if let Ok(response) = answer
+            && let Ok(body) = response.json::<serde_json::Value>().await
+        {
+            seen = body["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .map_or(0, |v| v as usize);
+            if seen >= targets {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "Prometheus had scraped {seen} of {targets} targets after {}s",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

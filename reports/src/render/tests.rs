@@ -28,6 +28,11 @@ fn markdown_leads_with_the_verdict_and_tables() {
     assert!(text.contains("| connect | 5 |"), "{text}");
     // The journal detail has a pipe, which must not split the table cell.
     assert!(text.contains("pod payments-7d9 \\| deleted"), "{text}");
+    assert!(
+        text.contains("| checkout | `POST /api/v1/orders` | 120.0 ms | 310.0 ms | 480.0 ms | 95.0 ms | 240.0 ms | 400.0 ms | +70.0 ms |"),
+        "client and server side by side: {text}"
+    );
+    assert!(text.contains("No server route matched: browse."), "{text}");
 
     report.partial = true;
     report.partial_reason = Some("interrupted (Ctrl-C)".into());
@@ -48,6 +53,9 @@ fn html_is_self_contained_with_inline_svg_charts() {
         html.contains("chaos.kill-pod payments"),
         "journal marker label"
     );
+    assert!(html.contains("<h2>Client and server latency</h2>"));
+    assert!(html.contains("<td>checkout</td><td><code>POST "), "{html}");
+    assert!(html.contains("+70.0 ms"));
     assert!(!html.contains("<script"), "report text must be escaped");
     assert!(!html.contains("src=\"http"), "no external resources");
     assert!(html.ends_with("</html>\n") || html.ends_with("</html>"));

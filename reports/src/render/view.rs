@@ -35,6 +35,7 @@ pub struct ReportView {
     pub arrivals: Option<ArrivalsRow>,
     pub thresholds: Vec<ThresholdRow>,
     pub slos: Vec<SloRow>,
+    pub server_side: Option<ServerSideView>,
     pub transactions: Vec<TransactionRow>,
     pub errors_by_kind: Vec<ErrorKindRow>,
     pub error_samples: Vec<ErrorSampleRow>,
@@ -80,6 +81,49 @@ pub struct SloRow {
     pub source: String,
     pub query: String,
     pub message: String,
+}
+
+/// Client against server latency per route (see [`crate::ServerSide`]).
+#[derive(Serialize)]
+pub struct ServerSideView {
+    pub source: String,
+    pub queries: Vec<String>,
+    pub routes: Vec<RouteRow>,
+    pub unmatched: String,
+}
+
+#[derive(Serialize)]
+pub struct RouteRow {
+    pub transaction: String,
+    pub route: String,
+    pub client: [String; 3],
+    pub server: [String; 3],
+    pub gap_p95: String,
+}
+
+impl ServerSideView {
+    fn new(side: &crate::ServerSide) -> Self {
+        let ms = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.1} ms"));
+        let three = |p: &crate::Percentiles| [ms(p.p50_ms), ms(p.p95_ms), ms(p.p99_ms)];
+        ServerSideView {
+            source: side.source.clone(),
+            queries: side.queries.clone(),
+            routes: side
+                .routes
+                .iter()
+                .map(|r| RouteRow {
+                    transaction: r.transaction.clone(),
+                    route: format!("{} {}", r.method, r.route),
+                    client: three(&r.client),
+                    server: three(&r.server),
+                    gap_p95: r
+                        .gap_p95_ms
+                        .map_or_else(|| "–".to_string(), |v| format!("{v:+.1} ms")),
+                })
+                .collect(),
+            unmatched: side.unmatched.join(", "),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -212,6 +256,7 @@ impl ReportView {
                     message: s.message.clone().unwrap_or_default(),
                 })
                 .collect(),
+            server_side: report.server_side.as_ref().map(ServerSideView::new),
             transactions: report
                 .transactions
                 .iter()

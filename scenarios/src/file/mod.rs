@@ -10,6 +10,7 @@ mod compile;
 mod feeder;
 mod locate;
 mod model;
+mod paths;
 pub(crate) mod run;
 mod template;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use compile::Compiled;
 pub(crate) use compile::intern;
+pub use paths::{RequestPath, path_pattern};
 pub use run::Exchange;
 
 use crate::rust_steps::ScenarioDef;
@@ -160,6 +162,37 @@ impl Scenario {
             Inner::File(c) => c.orders.as_deref(),
             Inner::Rust(_) => None,
         }
+    }
+
+    /// Each step's transaction, method and URL path with every template written `*`
+    /// (`/api/v1/products/*` for `/api/v1/products/{{ product_id }}`), in file order, for
+    /// matching transactions with the routes a server reports. Rust scenarios have none.
+    pub fn request_paths(&self) -> Vec<RequestPath> {
+        let Inner::File(c) = &*self.inner else {
+            return Vec::new();
+        };
+        let steps = c
+            .on_start
+            .iter()
+            .chain(c.items.iter().flat_map(|item| match item {
+                compile::ItemRt::Step(s, _) => std::slice::from_ref(s),
+                compile::ItemRt::Group { steps, .. } => steps.as_slice(),
+            }));
+        steps
+            .filter_map(|step| {
+                let url = match &step.url {
+                    template::Text::Plain(url) => url.clone(),
+                    template::Text::Template(name) => {
+                        c.env.get_template(name).ok()?.source().to_string()
+                    }
+                };
+                Some(RequestPath {
+                    transaction: step.name.to_string(),
+                    method: step.method.to_string(),
+                    path: path_pattern(&url),
+                })
+            })
+            .collect()
     }
 
     /// Transaction names of the steps, in file order (duplicates removed).

@@ -13,6 +13,7 @@ mod kube;
 mod preflight;
 mod prometheus;
 mod promql;
+pub mod routes;
 mod sampling;
 
 use std::collections::BTreeMap;
