@@ -15,6 +15,7 @@ use scenarios::capacity::{CapacityPlan, CapacityResult, Plan, RatePlan, Step, St
 use shop::stack::Stack;
 
 use super::gate::{SloArgs, SloGate};
+use super::live::{Live, LiveArgs};
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
@@ -59,6 +60,8 @@ pub struct CapacityArgs {
     pub require: Option<f64>,
     #[command(flatten)]
     pub slo: SloArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// The summary and every step's report go to OUT/capacity-<time>/.
     #[arg(long, default_value = "reports/runs")]
     pub out: PathBuf,
@@ -76,6 +79,7 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         .map_err(exit::classified)?;
     let gate = SloGate::load(&args.slo)?;
     super::run::validate(&args.scenario, args.target.as_deref())?;
+    let live = args.live.start(quiet)?;
 
     let (stack, target) = args
         .stack
@@ -99,6 +103,7 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         gate: gate.as_ref(),
         stack: stack.as_ref(),
         quiet,
+        live: Live::sink(&live),
     };
     let searched = scenarios::capacity::search(
         &plan,
@@ -110,6 +115,7 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         &mut steps,
     )
     .await;
+    Live::finish(live, shutdown).await;
     super::run::stop(stack).await;
     let searched = searched?;
 
@@ -164,6 +170,7 @@ struct CliSteps<'a> {
     gate: Option<&'a SloGate>,
     stack: Option<&'a Stack>,
     quiet: bool,
+    live: Option<std::sync::Arc<dyn scenarios::live::LiveSink>>,
 }
 
 impl Steps for CliSteps<'_> {
@@ -191,6 +198,10 @@ impl Steps for CliSteps<'_> {
         if !self.quiet {
             eprintln!("{line}");
         }
+    }
+
+    fn live(&self) -> Option<std::sync::Arc<dyn scenarios::live::LiveSink>> {
+        self.live.clone()
     }
 }
 

@@ -15,6 +15,7 @@ use scenarios::{Overrides, Profile, RunSpec, Scenario};
 use shop::stack::Stack;
 
 use super::chaos::SourceArgs;
+use super::live::{Live, LiveArgs};
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
@@ -56,6 +57,8 @@ pub struct DrillArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
     #[command(flatten)]
+    pub live: LiveArgs,
+    #[command(flatten)]
     pub stack: StackArgs,
 }
 
@@ -80,6 +83,7 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
             "a drill with a kube experiment needs --target (the gateway to load)",
         ));
     }
+    let live = args.live.start(quiet)?;
     let stack = super::chaos::start_stack(&experiment, &args.stack, quiet).await?;
     let drilled = drill(
         &args,
@@ -87,10 +91,12 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
         scenario,
         profile,
         stack.as_ref(),
+        Live::sink(&live),
         quiet,
         shutdown,
     )
     .await;
+    Live::finish(live, shutdown).await;
     super::run::stop(stack).await;
     let outcome = drilled.map_err(exit::classified)?;
 
@@ -115,6 +121,7 @@ async fn drill(
     scenario: Scenario,
     profile: Profile,
     stack: Option<&Stack>,
+    live: Option<std::sync::Arc<dyn scenarios::live::LiveSink>>,
     quiet: bool,
     shutdown: &Shutdown,
 ) -> Result<DrillOutcome, DrillError> {
@@ -140,6 +147,7 @@ async fn drill(
         profile,
         quiet,
         thresholds: Vec::new(),
+        live,
     };
     let drill = Drill {
         experiment,

@@ -111,6 +111,11 @@ pub trait Steps {
 
     /// A progress line for the operator.
     fn say(&mut self, line: String);
+
+    /// Live metrics every step feeds (see [`crate::live`]); none by default.
+    fn live(&self) -> Option<std::sync::Arc<dyn crate::live::LiveSink>> {
+        None
+    }
 }
 
 /// Why the search stopped before it reached an answer.
@@ -199,6 +204,7 @@ pub async fn search<S: Steps>(
             profile,
             quiet,
             thresholds: Vec::new(),
+            live: steps.live(),
         };
         let mut report = match crate::execute_scenario(&resolved, spec, cancel).await {
             Ok(report) => report,
