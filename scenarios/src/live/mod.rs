@@ -1,5 +1,6 @@
 //! Live metrics of a run while it runs: what the recorder sees, also counted in a form that
-//! Prometheus can scrape (`--metrics-listen`) or receive by remote write (`--remote-write`).
+//! Prometheus can scrape (`--metrics-listen`, [`MetricsListener`]) or receive by remote write
+//! (`--remote-write`, [`RemoteWriter`]).
 //!
 //! The recorder is the one stream of request events (the progress bar reads it too); when a
 //! run has a [`LiveSink`], every request, every open-model iteration start and the watcher's
@@ -9,6 +10,7 @@
 
 mod listener;
 mod metrics;
+mod remote_write;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -16,7 +18,8 @@ use std::time::Duration;
 use reports::ErrorKind;
 
 pub use listener::{ListenError, MetricsListener};
-pub use metrics::{LATENCY_BUCKETS_SECONDS, LiveMetrics, OPENMETRICS_CONTENT_TYPE};
+pub use metrics::{LATENCY_BUCKETS_SECONDS, LiveMetrics, OPENMETRICS_CONTENT_TYPE, Sample};
+pub use remote_write::{PushTally, RemoteWrite, RemoteWriteError, RemoteWriter};
 
 /// What a run tells live observers, as it happens.
 pub trait LiveSink: Debug + Send + Sync {
