@@ -22,11 +22,23 @@ fn free_port() -> u16 {
 
 /// The scalar or the single value of an instant query at the present.
 fn query(prometheus: &TestPrometheus, promql: &str) -> Option<f64> {
-    let url = url::Url::parse_with_params(
-        &format!("{}/api/v1/query", prometheus.url()),
-        [("query", promql)],
-    )
-    .unwrap();
+    let result = query_at(prometheus, promql, None);
+    assert!(
+        result.len() <= 1,
+        "{promql}: one series expected: {result:?}"
+    );
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+/// The series of an instant query at `time` (Unix seconds; default now); panics unless
+/// Prometheus accepts the query.
+fn query_at(prometheus: &TestPrometheus, promql: &str, time: Option<f64>) -> Vec<Value> {
+    let mut params = vec![("query", promql.to_string())];
+    if let Some(time) = time {
+        params.push(("time", format!("{time:.3}")));
+    }
+    let url =
+        url::Url::parse_with_params(&format!("{}/api/v1/query", prometheus.url()), params).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -40,9 +52,31 @@ fn query(prometheus: &TestPrometheus, promql: &str) -> Option<f64> {
             .expect("a JSON answer")
     });
     assert_eq!(body["status"], "success", "{promql}: {body}");
-    let result = body["data"]["result"].as_array()?;
-    assert!(result.len() <= 1, "{promql}: one series expected: {body}");
-    result.first()?["value"][1].as_str()?.parse().ok()
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Every query of the run dashboard, with its variables set to "all" and `rate_interval`.
+fn dashboard_queries(rate_interval: &str) -> Vec<String> {
+    let path = common::cli::repo("deploy/observability/dashboards/shakedown-run.json");
+    let dashboard = json(std::path::Path::new(&path));
+    dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|panel| panel["targets"].as_array())
+        .flatten()
+        .map(|target| {
+            target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", rate_interval)
+                .replace("$instance", ".*")
+                .replace("$transaction", ".*")
+        })
+        .collect()
 }
 
 #[test]
@@ -64,6 +98,10 @@ fn prometheus_scrapes_a_run_live_and_agrees_with_its_report() {
         .arg(out.path())
         .output()
         .expect("running shakedown");
+    let exited = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     assert!(
         matches!(code(&output), 0 | 1),
         "the run ran: {}",
@@ -120,6 +158,18 @@ fn prometheus_scrapes_a_run_live_and_agrees_with_its_report() {
     // Scraped while the load ran (users were active), and after it (none left).
     assert!(total("max_over_time(shakedown_active_users[10m])") >= 1.0);
     assert_eq!(total("min_over_time(shakedown_active_users[10m])"), 0.0);
+
+    // The Grafana dashboard's queries work on these series: evaluated over the last seconds of
+    // the load (it ended about a linger before the exit), each one that does not need errors
+    // has data.
+    let queries = dashboard_queries("10s");
+    assert!(queries.len() >= 10, "{queries:?}");
+    for promql in &queries {
+        let series = query_at(&prometheus, promql, Some(exited - 4.0));
+        if !promql.contains("shakedown_errors_total") {
+            assert!(!series.is_empty(), "no data for the dashboard's {promql}");
+        }
+    }
 }
 
 #[test]
@@ -153,5 +203,113 @@ fn a_bad_address_or_a_port_in_use_stops_the_run_before_any_load() {
             "{address}: {message}"
         );
     }
+    assert_eq!(target.requests(), 0, "no load was sent");
+}
+
+/// `shakedown run health` for 3 s against `target`, with `extra` flags; the output and
+/// the report.
+fn run_health(target: &str, extra: &[&str]) -> (std::process::Output, Value) {
+    let out = tempfile::tempdir().unwrap();
+    let output = shakedown()
+        .args(["run", "health", "--profile", "smoke", "--duration", "3s"])
+        .args(["--target", target])
+        .args(extra)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("running shakedown");
+    assert!(
+        matches!(code(&output), 0 | 1),
+        "the run ran: {}",
+        stderr(&output)
+    );
+    let report = json(&only_run_dir(out.path()).join("report.json"));
+    (output, report)
+}
+
+#[test]
+fn remote_write_lands_the_final_figures_in_prometheus() {
+    let Some(prometheus) =
+        TestPrometheus::start_configured("global: {}\n", &["--web.enable-remote-write-receiver"])
+    else {
+        return;
+    };
+    let target = RecordingServer::start();
+    let url = format!("{}/api/v1/write", prometheus.url());
+    let (output, report) = run_health(
+        &target.url,
+        &["--remote-write", &url, "--remote-write-interval", "1s"],
+    );
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+    let requests = report["totals"]["requests"].as_f64().unwrap();
+    assert!(requests > 0.0);
+    // The last push carries the final counters, labelled with the job.
+    assert_eq!(
+        query(
+            &prometheus,
+            "shakedown_requests_total{job=\"shakedown\",transaction=\"health\"}"
+        ),
+        Some(requests)
+    );
+    assert_eq!(
+        query(
+            &prometheus,
+            "shakedown_request_duration_seconds_count{transaction=\"health\"}"
+        ),
+        Some(requests)
+    );
+    assert_eq!(query(&prometheus, "shakedown_active_users"), Some(0.0));
+}
+
+#[test]
+fn a_failing_remote_write_endpoint_does_not_stop_the_run() {
+    let target = RecordingServer::start();
+    // A port that refuses connections.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/write", closed.local_addr().unwrap());
+    drop(closed);
+    let (output, report) = run_health(
+        &target.url,
+        &["--remote-write", &url, "--remote-write-interval", "1s"],
+    );
+    assert!(report["totals"]["requests"].as_u64().unwrap() > 0);
+    assert_eq!(report["partial"], false);
+    let message = stderr(&output);
+    assert_eq!(
+        message
+            .matches(&format!("warning: remote write to {url} failed"))
+            .count(),
+        1,
+        "warned once: {message}"
+    );
+    assert!(
+        message.contains(&format!("pushes to {url} failed")),
+        "the tally: {message}"
+    );
+}
+
+#[test]
+fn a_bad_remote_write_url_is_a_usage_error() {
+    let target = RecordingServer::start();
+    let out = tempfile::tempdir().unwrap();
+    let output = shakedown()
+        .args([
+            "run",
+            "health",
+            "--profile",
+            "smoke",
+            "--target",
+            &target.url,
+        ])
+        .args(["--remote-write", "127.0.0.1:9090/api/v1/write", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("running shakedown");
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--remote-write"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(target.requests(), 0, "no load was sent");
 }
