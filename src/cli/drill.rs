@@ -85,17 +85,12 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
     }
     let live = args.live.start(quiet)?;
     let stack = super::chaos::start_stack(&experiment, &args.stack, quiet).await?;
-    let drilled = drill(
-        &args,
-        &experiment,
+    let load = Load {
         scenario,
         profile,
-        stack.as_ref(),
-        Live::sink(&live),
-        quiet,
-        shutdown,
-    )
-    .await;
+        live: Live::sink(&live),
+    };
+    let drilled = drill(&args, &experiment, load, stack.as_ref(), quiet, shutdown).await;
     Live::finish(live, shutdown).await;
     super::run::stop(stack).await;
     let outcome = drilled.map_err(exit::classified)?;
@@ -114,14 +109,23 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
     Ok(outcome.conclusion().into())
 }
 
+/// The drill's load, resolved: what runs, how hard, and who watches it live.
+struct Load {
+    scenario: Scenario,
+    profile: Profile,
+    live: Option<std::sync::Arc<dyn scenarios::live::LiveSink>>,
+}
+
 /// Prepares the experiment against the (started) stack and runs the drill.
 async fn drill(
     args: &DrillArgs,
     experiment: &chaos::Experiment,
-    scenario: Scenario,
-    profile: Profile,
+    Load {
+        scenario,
+        profile,
+        live,
+    }: Load,
     stack: Option<&Stack>,
-    live: Option<std::sync::Arc<dyn scenarios::live::LiveSink>>,
     quiet: bool,
     shutdown: &Shutdown,
 ) -> Result<DrillOutcome, DrillError> {
