@@ -313,3 +313,79 @@ fn a_bad_remote_write_url_is_a_usage_error() {
     );
     assert_eq!(target.requests(), 0, "no load was sent");
 }
+
+#[test]
+fn a_capacity_search_pushes_every_step_and_they_add_up() {
+    let Some(prometheus) =
+        TestPrometheus::start_configured("global: {}\n", &["--web.enable-remote-write-receiver"])
+    else {
+        return;
+    };
+    // Healthy, so every step holds and the search climbs to --max.
+    let target = common::serve_in_background(axum::Router::new().route(
+        "/health",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "healthy"})) }),
+    ));
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("{}/api/v1/write", prometheus.url());
+    let output = shakedown()
+        .args(["capacity", "health", "--target", &target])
+        .args(["--start", "1", "--step", "1", "--max", "2", "--hold", "1s"])
+        .args(["--ramp", "0s", "--remote-write", &url])
+        .args(["--remote-write-interval", "1s", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("running shakedown");
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    let summary = only_run_dir(out.path());
+    let mut steps = 0;
+    let mut requests = 0.0;
+    for entry in std::fs::read_dir(&summary).unwrap() {
+        let report = entry.unwrap().path().join("report.json");
+        if report.is_file() {
+            steps += 1;
+            requests += json(&report)["totals"]["requests"].as_f64().unwrap();
+        }
+    }
+    assert_eq!(
+        steps,
+        2,
+        "two steps ran: {}\n{}",
+        stderr(&output),
+        std::fs::read_to_string(summary.join("capacity.md")).unwrap_or_default()
+    );
+    assert!(requests > 0.0);
+    assert_eq!(
+        query(&prometheus, "sum(shakedown_requests_total)"),
+        Some(requests),
+        "the pushed counters cover every step"
+    );
+}
+
+#[test]
+fn drill_and_capacity_refuse_a_bad_address_before_starting_anything() {
+    let experiment = common::cli::repo("chaos/experiments/local-process-kill-order.yaml");
+    for command in [
+        vec!["drill", experiment.as_str()],
+        vec!["capacity", "health", "--target", "http://127.0.0.1:9"],
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let output = shakedown()
+            .args(&command)
+            .args(["--metrics-listen", "nowhere", "--out"])
+            .arg(out.path())
+            .output()
+            .expect("running shakedown");
+        assert_eq!(code(&output), 2, "{command:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("--metrics-listen \"nowhere\""),
+            "{command:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(
+            std::fs::read_dir(out.path()).unwrap().count(),
+            0,
+            "{command:?}: nothing written"
+        );
+    }
+}
