@@ -220,6 +220,7 @@ async fn run(scenario: &Scenario, target: &str, profile: Profile) -> Report {
         profile,
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     };
     let report = execute_scenario(scenario, spec, &CancellationToken::new())
         .await

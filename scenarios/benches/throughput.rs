@@ -148,6 +148,7 @@ async fn harness(
         profile,
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     };
     let report = execute_scenario(&scenario, spec, &CancellationToken::new())
         .await

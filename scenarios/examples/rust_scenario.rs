@@ -54,6 +54,7 @@ async fn main() {
         profile,
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     };
     let scenario = Scenario::from_rust(scenario());
     match execute_scenario(&scenario, spec, &CancellationToken::new()).await {

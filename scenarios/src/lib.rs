@@ -25,6 +25,7 @@ mod error;
 mod file;
 mod goose_plan;
 pub mod import;
+pub mod live;
 mod pacing;
 pub mod profile;
 mod progress;

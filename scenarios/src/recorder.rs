@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use reports::{ErrorCounts, ErrorKind, LatencyHistogram};
 
+use crate::live::LiveSink;
+
 use reports::derive::MAX_ERROR_SAMPLES;
 
 /// One finished request.
@@ -113,6 +115,8 @@ pub struct Recorder {
     requests: AtomicU64,
     errors: AtomicU64,
     active_users: AtomicU32,
+    /// Live observers (`--metrics-listen`, `--remote-write`) fed from the same records.
+    live: Option<std::sync::Arc<dyn LiveSink>>,
 }
 
 impl Recorder {
@@ -138,7 +142,14 @@ impl Recorder {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             active_users: AtomicU32::new(0),
+            live: None,
         }
+    }
+
+    /// Also hands every record, iteration start and active-user sample to `live`.
+    pub fn with_live(mut self, live: Option<std::sync::Arc<dyn LiveSink>>) -> Self {
+        self.live = live;
+        self
     }
 
     /// Records a request that finished now.
@@ -151,6 +162,13 @@ impl Recorder {
         let latency_us = micros(record.latency);
         let corrected_us = micros(record.latency + record.lateness);
         let failed = record.error.is_some();
+        if let Some(live) = &self.live {
+            live.request(
+                record.transaction,
+                record.latency,
+                record.error.as_ref().map(|(kind, _)| *kind),
+            );
+        }
         let second = finished.saturating_duration_since(self.origin).as_secs() as usize;
         let active_users = self.active_users.load(Ordering::Relaxed);
         let class = status_class(record.status);
@@ -199,10 +217,21 @@ impl Recorder {
     pub fn sample_active_users(&self) {
         let second = self.origin.elapsed().as_secs() as usize;
         let active = self.active_users.load(Ordering::Relaxed);
+        if let Some(live) = &self.live {
+            live.active_users(active);
+        }
         let corrected = self.corrected;
         let mut state = self.lock();
         let slice = slice_mut(&mut state.slices, second, corrected);
         slice.active_users = slice.active_users.max(active);
+    }
+
+    /// An open-model iteration started `lateness` after it was due (for live observers; the
+    /// report's lateness comes from the requests' records).
+    pub fn iteration_started(&self, lateness: Duration) {
+        if let Some(live) = &self.live {
+            live.iteration_started(lateness);
+        }
     }
 
     /// Counters for progress display.

@@ -16,6 +16,7 @@ use crate::assemble::{RunFacts, assemble};
 use crate::error::RunError;
 use crate::file::{Scenario, ScenarioError};
 use crate::goose_plan::goose_attack;
+use crate::live::LiveSink;
 use crate::pacing::ArrivalPacer;
 use crate::profile::{ArrivalSchedule, Load, Profile};
 use crate::progress::Progress;
@@ -42,6 +43,8 @@ pub struct RunSpec {
     /// Thresholds to judge; when empty, the profile's, and when it has none, the defaults
     /// (p95 < 500 ms, p99 < 1000 ms, error rate < 5 %).
     pub thresholds: Vec<Threshold>,
+    /// Live metrics to feed while the run runs (see [`crate::live`]); `None` for none.
+    pub live: Option<Arc<dyn LiveSink>>,
 }
 
 /// Why a run stopped when its caller cancelled it (a signal, in the CLI).
@@ -128,7 +131,7 @@ async fn run_load(
         )))),
         Load::Closed { .. } => None,
     };
-    let recorder = Arc::new(Recorder::new(pacer.is_some()));
+    let recorder = Arc::new(Recorder::new(pacer.is_some()).with_live(spec.live.clone()));
     let run = Arc::new(RunContext::new(
         recorder.clone(),
         pacer.clone(),
@@ -169,6 +172,10 @@ async fn run_load(
         Err(error) => Err(error),
     };
     let actual_duration = started.elapsed();
+    // Goose has dropped its users: live observers see the run end with zero.
+    if let Some(live) = &spec.live {
+        live.active_users(recorder.live().active_users);
+    }
     let ended_at = Utc::now();
     progress.finish();
 

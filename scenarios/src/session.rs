@@ -136,6 +136,7 @@ pub fn await_arrival() -> Transaction {
                 tokio::time::sleep((ticket.due - now).min(WAIT_SLICE)).await;
             }
             let session = session_mut(user)?;
+            session.run.recorder.iteration_started(lateness);
             session.lateness = lateness;
             session.iteration_open = true;
             Ok(())

@@ -24,6 +24,7 @@ async fn cancelling_yields_a_partial_report() {
         profile,
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     };
 
     let cancel = CancellationToken::new();

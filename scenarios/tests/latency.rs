@@ -26,6 +26,7 @@ async fn closed_model_p50_matches_the_injected_delay() {
         profile,
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     })
     .await
     .unwrap();

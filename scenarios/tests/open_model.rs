@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use scenarios::live::LiveMetrics;
 use scenarios::{Profile, RunSpec, execute};
 use support::{Behaviour, Gateway};
 
@@ -22,12 +24,14 @@ async fn a_stall_shows_in_corrected_p99_not_in_uncorrected() {
     )
     .unwrap();
 
+    let live = Arc::new(LiveMetrics::new());
     let report = execute(RunSpec {
         scenario: "health".into(),
         target: gateway.url(),
         profile,
         quiet: true,
         thresholds: vec!["p99<500ms".parse().unwrap()],
+        live: Some(live.clone()),
     })
     .await
     .unwrap();
@@ -73,4 +77,40 @@ async fn a_stall_shows_in_corrected_p99_not_in_uncorrected() {
         .fold(0.0, f64::max);
     assert!(worst_second >= 500.0);
     assert_eq!(report.consistency_problems(), Vec::<String>::new());
+
+    // The live metrics saw the same requests and the late iterations.
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        live.samples()
+            .into_iter()
+            .find(|s| {
+                s.name == name
+                    && s.labels.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|s| s.value)
+    };
+    assert_eq!(
+        value("shakedown_requests_total", &[("transaction", "health")]),
+        Some(health.requests as f64)
+    );
+    // One request per iteration: every iteration that sent its request was counted, and no
+    // more than were started.
+    let iterations = value("shakedown_iteration_lateness_seconds_count", &[]).unwrap();
+    assert!(
+        (health.requests as f64..=arrivals.started_iterations as f64).contains(&iterations),
+        "{iterations} iterations, {} requests, {arrivals:?}",
+        health.requests
+    );
+    let under_half_a_second = value(
+        "shakedown_iteration_lateness_seconds_bucket",
+        &[("le", "0.5")],
+    )
+    .unwrap();
+    assert!(
+        under_half_a_second < arrivals.started_iterations as f64,
+        "the stalled iterations were late by more than 0.5 s"
+    );
+    assert_eq!(value("shakedown_active_users", &[]), Some(0.0));
 }

@@ -132,6 +132,7 @@ async fn run(dir: &Path, yaml: &str, server: &Server, profile: Profile) -> repor
         profile,
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     })
     .await
     .unwrap()

@@ -22,6 +22,7 @@ async fn run_clean(scenario: &str, expected_transactions: &[&str]) -> reports::R
         profile: Profile::from_yaml(PROFILE, "test profile").unwrap(),
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     })
     .await
     .unwrap();

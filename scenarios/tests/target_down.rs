@@ -23,6 +23,7 @@ async fn the_run_stops_when_the_target_dies() {
         profile,
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     };
 
     let (outcome, ()) = tokio::join!(execute(spec), async {

@@ -12,6 +12,7 @@ fn spec(scenario: &str, target: String) -> RunSpec {
         profile: Profile::builtin("smoke").unwrap(),
         quiet: true,
         thresholds: Vec::new(),
+        live: None,
     }
 }
 

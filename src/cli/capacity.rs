@@ -15,6 +15,7 @@ use scenarios::capacity::{CapacityPlan, CapacityResult, Plan, RatePlan, Step, St
 use shop::stack::Stack;
 
 use super::gate::{SloArgs, SloGate};
+use super::live::{Live, LiveArgs};
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
@@ -69,6 +70,8 @@ pub struct CapacityArgs {
     pub service_cpu: Option<f64>,
     #[command(flatten)]
     pub slo: SloArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// The summary and every step's report go to OUT/capacity-<time>/.
     #[arg(long, default_value = "reports/runs")]
     pub out: PathBuf,
@@ -86,6 +89,7 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         .map_err(exit::classified)?;
     let gate = SloGate::load(&args.slo)?;
     super::run::validate(&args.scenario, args.target.as_deref())?;
+    let live = args.live.start(quiet)?;
 
     let (stack, target) = args
         .stack
@@ -118,6 +122,7 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         stack: stack.as_ref(),
         services,
         quiet,
+        live: Live::sink(&live),
     };
     let searched = scenarios::capacity::search(
         &plan,
@@ -129,6 +134,7 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         &mut steps,
     )
     .await;
+    Live::finish(live, shutdown).await;
     super::run::stop(stack).await;
     let searched = searched?;
 
@@ -184,6 +190,7 @@ struct CliSteps<'a> {
     stack: Option<&'a Stack>,
     services: Option<ServiceFigures>,
     quiet: bool,
+    live: Option<std::sync::Arc<dyn scenarios::live::LiveSink>>,
 }
 
 impl Steps for CliSteps<'_> {
@@ -211,6 +218,10 @@ impl Steps for CliSteps<'_> {
         if !self.quiet {
             eprintln!("{line}");
         }
+    }
+
+    fn live(&self) -> Option<std::sync::Arc<dyn scenarios::live::LiveSink>> {
+        self.live.clone()
     }
 
     async fn services(

@@ -15,6 +15,7 @@ use scenarios::{Overrides, Profile, RunSpec, Scenario};
 use shop::stack::Stack;
 
 use super::chaos::SourceArgs;
+use super::live::{Live, LiveArgs};
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
@@ -56,6 +57,8 @@ pub struct DrillArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
     #[command(flatten)]
+    pub live: LiveArgs,
+    #[command(flatten)]
     pub stack: StackArgs,
 }
 
@@ -80,17 +83,15 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
             "a drill with a kube experiment needs --target (the gateway to load)",
         ));
     }
+    let live = args.live.start(quiet)?;
     let stack = super::chaos::start_stack(&experiment, &args.stack, quiet).await?;
-    let drilled = drill(
-        &args,
-        &experiment,
+    let load = Load {
         scenario,
         profile,
-        stack.as_ref(),
-        quiet,
-        shutdown,
-    )
-    .await;
+        live: Live::sink(&live),
+    };
+    let drilled = drill(&args, &experiment, load, stack.as_ref(), quiet, shutdown).await;
+    Live::finish(live, shutdown).await;
     super::run::stop(stack).await;
     let outcome = drilled.map_err(exit::classified)?;
 
@@ -108,12 +109,22 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
     Ok(outcome.conclusion().into())
 }
 
+/// The drill's load, resolved: what runs, how hard, and who watches it live.
+struct Load {
+    scenario: Scenario,
+    profile: Profile,
+    live: Option<std::sync::Arc<dyn scenarios::live::LiveSink>>,
+}
+
 /// Prepares the experiment against the (started) stack and runs the drill.
 async fn drill(
     args: &DrillArgs,
     experiment: &chaos::Experiment,
-    scenario: Scenario,
-    profile: Profile,
+    Load {
+        scenario,
+        profile,
+        live,
+    }: Load,
     stack: Option<&Stack>,
     quiet: bool,
     shutdown: &Shutdown,
@@ -140,6 +151,7 @@ async fn drill(
         profile,
         quiet,
         thresholds: Vec::new(),
+        live,
     };
     let drill = Drill {
         experiment,

@@ -9,6 +9,7 @@ mod drill;
 mod exit;
 mod gate;
 mod import;
+mod live;
 mod report;
 mod run;
 mod scenario;

@@ -17,6 +17,7 @@ use shop::stack::Stack;
 use super::adhoc::{self, UrlArgs};
 use super::exit::{self, Classify, Exit};
 use super::gate::{SloArgs, SloGate};
+use super::live::{Live, LiveArgs};
 use super::server_side::ServerSideArgs;
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
@@ -60,6 +61,8 @@ pub struct RunArgs {
     pub worker_index: u32,
     #[command(flatten)]
     pub slo: SloArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Reports go to OUT/<run-id>/.
     #[arg(long, default_value = "reports/runs")]
     pub out: PathBuf,
@@ -82,6 +85,7 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         Some(adhoc) => (adhoc.scenario, Some(adhoc.target)),
         None => (validate(&args.scenario, args.target.as_deref())?, None),
     };
+    let live = args.live.start(quiet)?;
 
     let (stack, target) = match target {
         Some(target) => (None, target),
@@ -115,8 +119,10 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         profile,
         quiet,
         thresholds: Vec::new(),
+        live: Live::sink(&live),
     };
     let result = scenarios::execute_scenario(&scenario, spec, &shutdown.token()).await;
+    Live::finish(live, shutdown).await;
     let (mut report, failure) = match report_of(result) {
         Ok(split) => split,
         Err(error) => {

@@ -130,6 +130,11 @@ pub trait Steps {
     fn service_cpu_limit(&self) -> Option<f64> {
         None
     }
+
+    /// Live metrics every step feeds (see [`crate::live`]); none by default.
+    fn live(&self) -> Option<std::sync::Arc<dyn crate::live::LiveSink>> {
+        None
+    }
 }
 
 /// Why the search stopped before it reached an answer.
@@ -219,6 +224,7 @@ pub async fn search<S: Steps>(
             profile,
             quiet,
             thresholds: Vec::new(),
+            live: steps.live(),
         };
         let mut report = match crate::execute_scenario(&resolved, spec, cancel).await {
             Ok(report) => report,

@@ -59,29 +59,30 @@ impl TestPrometheus {
             String::from_utf8_lossy(&backfill.stdout),
             String::from_utf8_lossy(&backfill.stderr)
         );
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 15s\n").expect("writing the config");
-        let log = dir.path().join("prometheus.log");
+        Some(launch(
+            &prometheus,
+            dir,
+            "global:\n  scrape_interval: 15s\n",
+            &[],
+        ))
+    }
 
-        let mut command = Command::new(&prometheus);
-        command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg("--storage.tsdb.retention.time=100y")
-            .arg("--web.listen-address=127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(std::fs::File::create(&log).expect("log file")))
-            .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")));
-        let child = spawn_with_parent_death_signal(command);
-        let mut server = TestPrometheus {
-            url: String::new(),
-            child: Some(child),
-            dir: Some(dir),
+    /// Starts Prometheus with no data, the configuration `config` (YAML: scrape jobs, say) and
+    /// the extra command-line `flags` (e.g. `--web.enable-remote-write-receiver`). `None`
+    /// (after printing why) when `prometheus` is not installed; panics on any other failure.
+    pub fn start_configured(config: &str, flags: &[&str]) -> Option<TestPrometheus> {
+        let Some(prometheus) = on_path("prometheus") else {
+            super::missing_tool(
+                "prometheus",
+                "scripts/setup.sh installs it (apt-get install prometheus)",
+            );
+            return None;
         };
-        let address = wait_for_address(&log, server.child.as_mut().expect("child"));
-        server.url = format!("http://{address}");
-        wait_until_ready(&address, &log);
-        Some(server)
+        let dir = tempfile::Builder::new()
+            .prefix("slo-prometheus-")
+            .tempdir()
+            .expect("temporary directory");
+        Some(launch(&prometheus, dir, config, flags))
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`.
@@ -108,6 +109,35 @@ impl Drop for TestPrometheus {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts `prometheus` on 127.0.0.1 (a free port) with its data in `dir/data`, the
+/// configuration `config` and the extra `flags`, and waits until it is ready.
+fn launch(prometheus: &Path, dir: TempDir, config: &str, flags: &[&str]) -> TestPrometheus {
+    let data = dir.path().join("data");
+    let config_file = dir.path().join("prometheus.yml");
+    std::fs::write(&config_file, config).expect("writing the config");
+    let log = dir.path().join("prometheus.log");
+    let mut command = Command::new(prometheus);
+    command
+        .arg(format!("--config.file={}", config_file.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg("--web.listen-address=127.0.0.1:0")
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&log).expect("log file")))
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")));
+    let child = spawn_with_parent_death_signal(command);
+    let mut server = TestPrometheus {
+        url: String::new(),
+        child: Some(child),
+        dir: Some(dir),
+    };
+    let address = wait_for_address(&log, server.child.as_mut().expect("child"));
+    server.url = format!("http://{address}");
+    wait_until_ready(&address, &log);
+    server
 }
 
 fn on_path(binary: &str) -> Option<PathBuf> {
