@@ -144,6 +144,21 @@ fn named_alerts_must_be_ones_the_embedded_prometheus_has() {
     let experiment = chaos::parse(&ok, Path::new("exp.yaml")).unwrap();
     assert_eq!(experiment.alerts.expect[0].within, Duration::from_secs(30));
     assert_eq!(experiment.alerts.forbid, ["PageBurnRateTicket"]);
+    let plan = chaos::drill::dry_run(&experiment, 3).unwrap();
+    assert!(
+        plan.lines
+            .iter()
+            .any(|l| l
+                .starts_with("alert PageBurnRatePage must fire within 30s of the method's start")),
+        "{:#?}",
+        plan.lines
+    );
+    assert!(
+        plan.deferred.iter().any(|d| d
+            == "alerts: Prometheus has alerting rules named PageBurnRatePage, PageBurnRateTicket"),
+        "{:#?}",
+        plan.deferred
+    );
     let error = error_of(&ok.replace("name: PageBurnRatePage", "name: PageBurnRate"));
     assert!(
         error.contains("expect_alerts[0].name")
