@@ -348,6 +348,35 @@ mod tests {
         assert_eq!(expected(Some(12)).to_record().outcome, Outcome::Ok);
     }
 
+    /// Exit 3, not 1: nothing could be judged.
+    #[tokio::test]
+    async fn a_prometheus_that_does_not_answer_is_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let prometheus = PrometheusSource::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let expectations = AlertExpectations {
+            expect: Vec::new(),
+            forbid: vec!["GatewayErrorsBurnRatePage".into()],
+        };
+        let error = check_known(&prometheus, &expectations).await.unwrap_err();
+        assert_eq!(
+            error.conclusion(),
+            crate::Conclusion::Unreachable,
+            "{error}"
+        );
+        let error = judge(&prometheus, &expectations, at(0), Some(at(1)), at(2))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.conclusion(),
+            crate::Conclusion::Unreachable,
+            "{error}"
+        );
+    }
+
     #[test]
     fn a_forbidden_alert_holds_when_it_never_fires() {
         let forbidden = |fired: Option<i64>| AlertVerdict {
