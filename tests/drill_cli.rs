@@ -336,3 +336,75 @@ fn a_kube_dry_run_names_the_checks_deferred_to_the_cluster() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_latency_fault_pages_for_the_product_page_and_not_for_errors() {
+    if !prometheus_installed() {
+        slo::testing::missing_tool("prometheus", "scripts/setup.sh installs it");
+        return;
+    }
+    let (code, stdout, report) = drill("local-latency-alerts.yaml", &[]);
+    assert_eq!(code, 0, "{stdout}");
+    let page = slo(&report, "alert: ProductPageBurnRatePage");
+    assert_eq!(page["status"], "pass", "{page}");
+    let after = page["measured"].as_f64().unwrap();
+    assert!(
+        after > 0.0 && after <= 15.0,
+        "fired {after} s after the method's start"
+    );
+    assert_eq!(
+        slo(&report, "alert: GatewayErrorsBurnRatePage")["status"],
+        "pass"
+    );
+    let records = journal(&report, "chaos.alert");
+    assert_eq!(records.len(), 2, "{}", report["journal"]);
+    assert!(
+        stdout.contains("expected alert ProductPageBurnRatePage fired"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_expected_alert_that_does_not_fire_fails_the_drill() {
+    if !prometheus_installed() {
+        slo::testing::missing_tool("prometheus", "scripts/setup.sh installs it");
+        return;
+    }
+    // The same fault, expecting the error alert and forbidding the latency one: both must fail.
+    let text = std::fs::read_to_string(experiment("local-latency-alerts.yaml"))
+        .unwrap()
+        .replace(
+            "  - name: ProductPageBurnRatePage\n    within: 15s",
+            "  - name: GatewayErrorsBurnRatePage\n    within: 15s",
+        )
+        .replace(
+            "forbid_alerts:\n  - GatewayErrorsBurnRatePage",
+            "forbid_alerts:\n  - ProductPageBurnRatePage",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("swapped.yaml");
+    std::fs::write(&file, text).unwrap();
+    let (code, stdout, report) = drill(file.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "{stdout}");
+    let errors = slo(&report, "alert: GatewayErrorsBurnRatePage");
+    assert_eq!(errors["status"], "fail", "{errors}");
+    assert!(
+        errors["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not fire within 15s"),
+        "{errors}"
+    );
+    assert_eq!(
+        slo(&report, "alert: ProductPageBurnRatePage")["status"],
+        "fail"
+    );
+    let experiment = slo(&report, "experiment");
+    assert!(
+        experiment["message"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden alert ProductPageBurnRatePage fired"),
+        "{experiment}"
+    );
+}

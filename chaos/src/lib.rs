@@ -10,6 +10,7 @@
 //! verdicts and the exit code. [`plan::dry_run`] prints the plan instead.
 
 pub mod action;
+pub mod alerts;
 pub mod drill;
 pub mod error;
 pub mod faults;

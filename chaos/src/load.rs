@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use slo::{Metadata as SloMetadata, SloSet, SourceKind};
 
+use crate::alerts::AlertExpectations;
 use crate::error::ChaosError;
 use crate::model::{
     ActionSpec, Document, Experiment, Head, KubeAction, LocalAction, Rollback, SteadyState,
@@ -118,6 +119,15 @@ fn resolve<A: Into<ActionSpec>>(doc: Document<A>, path: &Path) -> Result<Experim
             return Err(invalid(path, field, "must be at least 1s"));
         }
     }
+    let alerts = alerts(
+        AlertExpectations {
+            expect: doc.expect_alerts,
+            forbid: doc.forbid_alerts,
+        },
+        &doc.target,
+        steady_state.as_ref(),
+        path,
+    )?;
     Ok(Experiment {
         path: path.to_path_buf(),
         metadata: doc.metadata,
@@ -126,7 +136,73 @@ fn resolve<A: Into<ActionSpec>>(doc: Document<A>, path: &Path) -> Result<Experim
         method,
         rollbacks,
         safety: doc.safety,
+        alerts,
     })
+}
+
+/// `expect_alerts` and `forbid_alerts`: bounds of at least 1s, no alert both expected and
+/// forbidden, and on the embedded stack (whose Prometheus loads the rules generated from the
+/// steady-state SLOs with a budget) only alerts those rules define.
+fn alerts(
+    alerts: AlertExpectations,
+    target: &Target,
+    steady: Option<&SteadyState>,
+    path: &Path,
+) -> Result<AlertExpectations, ChaosError> {
+    for (i, expected) in alerts.expect.iter().enumerate() {
+        if expected.within < std::time::Duration::from_secs(1) {
+            return Err(invalid(
+                path,
+                &format!("expect_alerts[{i}].within"),
+                "must be at least 1s",
+            ));
+        }
+        if alerts.forbid.contains(&expected.name) {
+            return Err(invalid(
+                path,
+                &format!("expect_alerts[{i}].name"),
+                format!("`{}` is also in forbid_alerts", expected.name),
+            ));
+        }
+    }
+    if alerts.is_empty() || !matches!(target, Target::Local(_)) {
+        return Ok(alerts);
+    }
+    let generated = steady.and_then(|s| slo::rules::generate(&s.set).ok());
+    let known: Vec<&str> = generated
+        .as_ref()
+        .map(|g| g.alert_names())
+        .unwrap_or_default();
+    let fields = alerts
+        .expect
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("expect_alerts[{i}].name"), e.name.as_str()))
+        .chain(
+            alerts
+                .forbid
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (format!("forbid_alerts[{i}]"), name.as_str())),
+        );
+    for (field, name) in fields {
+        if !known.contains(&name) {
+            return Err(invalid(
+                path,
+                &field,
+                format!(
+                    "`{name}` is not an alert of the embedded stack, whose Prometheus has the \
+                     burn-rate alerts of the steady-state SLOs with a `budget` ({})",
+                    if known.is_empty() {
+                        "none has one".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(alerts)
 }
 
 /// `faults` and `faults-clear` need exactly one of `service` and `admin_url`.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use slo::{Defaults, Objective, Slo, SloSet};
 
+use crate::alerts::{AlertExpectations, ExpectedAlert};
 use crate::kube::{KubeBrokerFailure, KubeTargetSpec, PodKill};
 
 /// serde_yaml_ng reads data-carrying enums only from YAML tags (`!local {}`); experiment files use
@@ -432,6 +433,12 @@ pub struct Document<A> {
     pub rollbacks: Vec<RollbackDoc<A>>,
     #[serde(default)]
     pub safety: Safety,
+    /// Alerts that must fire, each within its bound of the method's start (see `crate::alerts`).
+    #[serde(default)]
+    pub expect_alerts: Vec<ExpectedAlert>,
+    /// Alerts that must not fire during the experiment.
+    #[serde(default)]
+    pub forbid_alerts: Vec<String>,
 }
 
 /// The first pass: only the target, to pick the action vocabulary.
@@ -451,6 +458,8 @@ pub struct Experiment {
     pub method: Vec<Step>,
     pub rollbacks: Vec<Rollback>,
     pub safety: Safety,
+    /// `expect_alerts` and `forbid_alerts`.
+    pub alerts: AlertExpectations,
 }
 
 /// The resolved hypothesis: one SLO set, however it was written.

@@ -36,6 +36,12 @@ pub struct ExperimentOutcome {
     /// Errors actions returned (refused, unreachable, failed).
     pub errors: Vec<ChaosError>,
     pub allow_unknown: bool,
+    /// When the experiment started (the steady state before, or the method without one).
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the method started; `None` when it did not run.
+    pub method_started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The expected and forbidden alerts, judged after the experiment (see `crate::alerts`).
+    pub alerts: Vec<crate::alerts::AlertVerdict>,
 }
 
 impl ExperimentOutcome {
@@ -56,8 +62,14 @@ impl ExperimentOutcome {
                 }
             }
         }
+        for alert in self.alerts.iter().filter(|a| !a.holds()) {
+            reasons.push(alert.text());
+        }
         for record in &self.journal {
-            if record.outcome == Outcome::Failed && !record.is_probe() {
+            if record.outcome == Outcome::Failed
+                && !record.is_probe()
+                && record.action != crate::alerts::RECORD
+            {
                 reasons.push(format!(
                     "{} {} failed: {}",
                     record.action,
@@ -148,6 +160,12 @@ impl ExperimentOutcome {
                 })
             })
             .collect();
+        verdicts.extend(self.alerts.iter().map(|a| a.to_slo_verdict()));
+        let holds = if self.alerts.is_empty() {
+            ""
+        } else {
+            ", the expected alerts fire in time and the forbidden ones do not"
+        };
         verdicts.push(SloVerdict {
             name: "experiment".into(),
             status: if failures.is_empty() {
@@ -157,7 +175,7 @@ impl ExperimentOutcome {
             },
             measured: None,
             unit: None,
-            objective: "steady state holds before and after (unknown only if allowed), no halt, every action recovers".into(),
+            objective: format!("steady state holds before and after (unknown only if allowed), no halt, every action recovers{holds}"),
             source: "chaos".into(),
             query: None,
             window: None,
@@ -165,6 +183,7 @@ impl ExperimentOutcome {
                 allowed_unknowns
                     .into_iter()
                     .chain(recoveries)
+                    .chain(self.alerts.iter().map(|a| a.text()))
                     .collect::<Vec<_>>()
                     .join("; ")
             } else {

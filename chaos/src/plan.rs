@@ -197,6 +197,16 @@ pub fn dry_run(experiment: &Experiment, target: &dyn Preflight) -> Result<DryRun
             humantime::format_duration(s.after)
         ));
     }
+    for expected in &experiment.alerts.expect {
+        lines.push(format!(
+            "alert {} must fire within {} of the method's start (Prometheus ALERTS, read after the experiment)",
+            expected.name,
+            humantime::format_duration(expected.within)
+        ));
+    }
+    for name in &experiment.alerts.forbid {
+        lines.push(format!("alert {name} must not fire during the experiment"));
+    }
 
     lines.push("safety checks passed (the same rules a real run applies):".into());
     lines.extend(target.target().into_iter().map(|l| format!("    {l}")));
@@ -220,6 +230,12 @@ pub fn dry_run(experiment: &Experiment, target: &dyn Preflight) -> Result<DryRun
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
+        ));
+    }
+    if !experiment.alerts.is_empty() {
+        deferred.push(format!(
+            "alerts: Prometheus has alerting rules named {}",
+            experiment.alerts.names().collect::<Vec<_>>().join(", ")
         ));
     }
     if deferred.is_empty() {

@@ -54,6 +54,7 @@ pub async fn run(
 ) -> ExperimentOutcome {
     let mut outcome = ExperimentOutcome {
         allow_unknown: hypothesis.is_some_and(|h| h.allow_unknown()),
+        started_at: Some(Utc::now()),
         ..ExperimentOutcome::default()
     };
     let allow_unknown = outcome.allow_unknown;
@@ -105,6 +106,7 @@ pub async fn run(
     let mut during_window = None;
     if run_method {
         let method_start = Utc::now();
+        outcome.method_started_at = Some(method_start);
         let actions = run_timeline(&plan, &bound.method, &method_cancel, say);
         let halt_watch = async {
             let Some(h) = hypothesis else {

@@ -34,6 +34,7 @@ fn every_shipped_experiment_loads() {
         [
             "broker-failure",
             "local-broker-failure",
+            "local-latency-alerts",
             "local-latency-fault",
             "local-process-kill-order",
             "pod-kill-order"
@@ -131,4 +132,43 @@ fn an_slo_file_is_read_relative_to_the_experiment() {
         experiment.method[0].occurrences(),
         [2, 7, 12].map(Duration::from_secs)
     );
+}
+
+#[test]
+fn named_alerts_must_be_ones_the_embedded_prometheus_has() {
+    let slos = "steady_state:\n  slos:\n    - name: page\n      sli: {latency: {quantile: 0.95}}\n      objective: {lt: 500ms}\n      budget: {target: 99%, period: 1d}\n";
+    let method = "method:\n  - {name: k, action: {process-kill: {service: order}}}\n";
+    let ok = format!(
+        "{HEAD}{slos}{method}expect_alerts:\n  - {{name: PageBurnRatePage, within: 30s}}\nforbid_alerts: [PageBurnRateTicket]\n"
+    );
+    let experiment = chaos::parse(&ok, Path::new("exp.yaml")).unwrap();
+    assert_eq!(experiment.alerts.expect[0].within, Duration::from_secs(30));
+    assert_eq!(experiment.alerts.forbid, ["PageBurnRateTicket"]);
+    let plan = chaos::drill::dry_run(&experiment, 3).unwrap();
+    assert!(
+        plan.lines
+            .iter()
+            .any(|l| l
+                .starts_with("alert PageBurnRatePage must fire within 30s of the method's start")),
+        "{:#?}",
+        plan.lines
+    );
+    assert!(
+        plan.deferred.iter().any(|d| d
+            == "alerts: Prometheus has alerting rules named PageBurnRatePage, PageBurnRateTicket"),
+        "{:#?}",
+        plan.deferred
+    );
+    let error = error_of(&ok.replace("name: PageBurnRatePage", "name: PageBurnRate"));
+    assert!(
+        error.contains("expect_alerts[0].name")
+            && error.contains("PageBurnRatePage, PageBurnRateTicket"),
+        "{error}"
+    );
+    let error = error_of(&ok.replace("[PageBurnRateTicket]", "[PageBurnRatePage]"));
+    assert!(error.contains("also in forbid_alerts"), "{error}");
+    let error = error_of(&ok.replace("within: 30s", "within: 0s"));
+    assert!(error.contains("expect_alerts[0].within"), "{error}");
+    let error = error_of(&ok.replace("      budget: {target: 99%, period: 1d}\n", ""));
+    assert!(error.contains("none has one"), "{error}");
 }

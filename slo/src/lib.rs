@@ -10,12 +10,14 @@
 //!
 //! "No data" is never a number: a query that matches nothing becomes `unknown`, not 0.
 
+mod budget;
 mod check;
 mod evaluate;
 mod load;
 mod model;
 mod outcome;
 pub mod render;
+pub mod rules;
 mod series;
 pub mod sources;
 mod time;
@@ -25,6 +27,7 @@ mod window;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use budget::Budget;
 pub use check::{CheckContext, check};
 pub use evaluate::evaluate;
 pub use load::{LoadError, load, parse};

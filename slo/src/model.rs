@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
+use crate::budget::Budget;
 use crate::sources::SourceKind;
 use crate::value::{Bound, BoundVisitor, HumanDuration, Unit, Written};
 use config::deserialize_validated;
@@ -116,6 +117,9 @@ pub struct Slo {
     pub objective: Objective,
     /// Where to measure; `None` means the SLI's usual source ([`Sli::default_source`]).
     pub source: Option<SourceKind>,
+    /// The error budget, for burn-rate alerts (`slo rules`); only latency and error-ratio SLIs,
+    /// which count good and bad requests, can have one.
+    pub budget: Option<Budget>,
 }
 
 impl Slo {
@@ -131,6 +135,7 @@ struct RawSlo {
     sli: Sli,
     objective: Objective,
     source: Option<SourceKind>,
+    budget: Option<Budget>,
 }
 
 /// The keys an SLO may have.
@@ -142,6 +147,7 @@ enum SloField {
     Sli,
     Objective,
     Source,
+    Budget,
 }
 
 // Read key by key rather than derived: the objective's bounds must be written in the SLI's
@@ -165,6 +171,7 @@ impl<'de> Deserialize<'de> for Slo {
                 let mut sli: Option<Sli> = None;
                 let mut objective: Option<Objective> = None;
                 let mut source: Option<Option<SourceKind>> = None;
+                let mut budget: Option<Budget> = None;
                 let mut unit_checked = false;
                 let duplicate = |field: &'static str| Err(A::Error::duplicate_field(field));
                 while let Some(field) = map.next_key::<SloField>()? {
@@ -187,6 +194,8 @@ impl<'de> Deserialize<'de> for Slo {
                         }
                         SloField::Source if source.is_some() => return duplicate("source"),
                         SloField::Source => source = Some(map.next_value()?),
+                        SloField::Budget if budget.is_some() => return duplicate("budget"),
+                        SloField::Budget => budget = Some(map.next_value()?),
                     }
                 }
                 let raw = RawSlo {
@@ -195,6 +204,7 @@ impl<'de> Deserialize<'de> for Slo {
                     sli: sli.ok_or_else(|| A::Error::missing_field("sli"))?,
                     objective: objective.ok_or_else(|| A::Error::missing_field("objective"))?,
                     source: source.flatten(),
+                    budget,
                 };
                 if !unit_checked {
                     // `objective` came before `sli`: its node is gone, name the field instead.
@@ -232,12 +242,33 @@ impl TryFrom<RawSlo> for Slo {
                 supported.join(" or ")
             ));
         }
+        if raw.budget.is_some() {
+            match &raw.sli {
+                Sli::Latency(_) if !raw.objective.comparison.lower_is_better() => {
+                    return Err(format!(
+                        "SLO `{}`: a budget on a latency SLO counts the requests slower than the \
+                         objective's bound, so the objective must be `lt` or `lte`",
+                        raw.name
+                    ));
+                }
+                Sli::Latency(_) | Sli::ErrorRatio(_) => {}
+                other => {
+                    return Err(format!(
+                        "SLO `{}`: a `budget` needs an SLI that counts good and bad requests \
+                         (latency or error_ratio), not `{}`",
+                        raw.name,
+                        other.kind_name()
+                    ));
+                }
+            }
+        }
         Ok(Slo {
             name: raw.name,
             description: raw.description,
             sli: raw.sli,
             objective: raw.objective,
             source: raw.source,
+            budget: raw.budget,
         })
     }
 }

@@ -137,7 +137,24 @@ pub(super) async fn start_stack(
 ) -> Result<Option<Stack>> {
     chaos::drill::check_planned_stack(experiment, args.brokers).map_err(exit::classified)?;
     match experiment.target {
-        chaos::Target::Local(_) => Ok(args.target_or_start(None, quiet).await?.0),
+        chaos::Target::Local(_) => {
+            // The steady-state SLOs with a budget become the embedded Prometheus's burn-rate
+            // alerts, which `expect_alerts` / `forbid_alerts` are judged by.
+            let rules = experiment
+                .steady_state
+                .as_ref()
+                .and_then(|steady| ::slo::rules::generate(&steady.set).ok())
+                .map(|generated| {
+                    generated.render(
+                        ::slo::rules::Format::Rules,
+                        &format!("shakedown (steady state of {})", experiment.path.display()),
+                    )
+                });
+            if !quiet {
+                eprintln!("starting the embedded stack (mock Kafka, 14 services)...");
+            }
+            Ok(Some(args.start_with_rules(None, rules).await?))
+        }
         chaos::Target::Kube(_) => Ok(None),
     }
 }

@@ -197,6 +197,7 @@ macro_rules! usage_errors {
 
 usage_errors!(
     slo::LoadError,
+    slo::rules::RulesError,
     slo::WindowError,
     reports::LoadError,
     scenarios::ProfileError,

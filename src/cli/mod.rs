@@ -49,7 +49,8 @@ enum Command {
     Up(up::UpArgs),
     /// Run one reference service (what a container runs); configuration from the environment.
     Serve(serve::ServeArgs),
-    /// Service level objectives: `slo check` judges an SLO file over a window (the CI gate).
+    /// Service level objectives: `slo check` judges an SLO file over a window (the CI gate);
+    /// `slo rules` writes its burn-rate alerts for Prometheus.
     Slo(slo::SloArgs),
     /// Run reports: `report show` prints one, `report diff` compares a run with a baseline,
     /// `report merge` combines the reports of distributed workers.

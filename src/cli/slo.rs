@@ -3,6 +3,9 @@
 //!
 //! Exit codes follow the gate (`slo::Gate`): 0 pass, 1 an SLO failed (or is unknown without
 //! `--allow-unknown`), 2 the SLO file or flags are wrong, 3 a source could not be reached.
+//!
+//! `shakedown slo rules SLOFILE` writes the burn-rate recording and alerting rules of the SLOs
+//! with a budget (`slo::rules`): 0, or 2 for a bad file or one with nothing to generate.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +26,28 @@ pub struct SloArgs {
 enum SloCommand {
     /// Evaluate an SLO file over a window: the CI gate for runs made elsewhere.
     Check(CheckArgs),
+    /// Prometheus recording rules and multi-window multi-burn-rate alerts for the SLOs with a
+    /// `budget` (latency and error_ratio SLIs).
+    Rules(RulesArgs),
+}
+
+#[derive(Args, Debug)]
+struct RulesArgs {
+    /// The SLO file (apiVersion shakedown/v1, kind SLOSet).
+    slo: PathBuf,
+    /// Write the rules here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// `rules`: a Prometheus rule file; `prometheus-rule`: a monitoring.coreos.com/v1
+    /// PrometheusRule object.
+    #[arg(long, value_enum, default_value_t = RulesFormat::Rules)]
+    format: RulesFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RulesFormat {
+    Rules,
+    PrometheusRule,
 }
 
 #[derive(Args, Debug)]
@@ -65,7 +90,41 @@ struct CheckArgs {
 pub async fn run(args: SloArgs, quiet: bool) -> Result<Exit> {
     match args.command {
         SloCommand::Check(args) => check(args, quiet).await,
+        SloCommand::Rules(args) => rules(args, quiet),
     }
+}
+
+fn rules(args: RulesArgs, quiet: bool) -> Result<Exit> {
+    let set = ::slo::load(&args.slo).map_err(exit::classified)?;
+    let generated = ::slo::rules::generate(&set).map_err(exit::classified)?;
+    for skipped in &generated.skipped {
+        eprintln!("note: SLO `{}` has no rules: {}", skipped.slo, skipped.why);
+    }
+    let format = match args.format {
+        RulesFormat::Rules => ::slo::rules::Format::Rules,
+        RulesFormat::PrometheusRule => ::slo::rules::Format::PrometheusRule,
+    };
+    // The header names the command that makes the file again (the path as given).
+    let mut origin = format!("shakedown slo rules {}", args.slo.display());
+    if let RulesFormat::PrometheusRule = args.format {
+        origin.push_str(" --format prometheus-rule");
+    }
+    let text = generated.render(format, &origin);
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            if !quiet {
+                eprintln!(
+                    "wrote {} ({} alerts: {})",
+                    path.display(),
+                    generated.alert_names().len(),
+                    generated.alert_names().join(", ")
+                );
+            }
+        }
+        None => print!("{text}"),
+    }
+    Ok(Exit::Pass)
 }
 
 async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {

@@ -65,20 +65,30 @@ impl StackArgs {
     /// Every other port of the stack is chosen by the kernel, so it cannot be taken.
     /// The stack's endpoints are written to [`ENDPOINTS_FILE`] in its data dir.
     pub async fn start(&self, gateway_port: Option<u16>) -> Result<Stack> {
-        let stack = Stack::start(self.options(gateway_port)?)
-            .await
-            .map_err(|e| {
-                let hint = match &e {
-                    StackError::GatewayPortInUse(_) => {
-                        "; stop it or choose another port with --gateway-port"
-                    }
-                    _ => "",
-                };
-                let exit = e.exit();
-                // `{:#}` through anyhow: the message with its causes (e.g. the port's holder).
-                let message = format!("{:#}{hint}", anyhow::Error::from(e));
-                anyhow::Error::from(Classified { exit, message })
-            })?;
+        self.start_with_rules(gateway_port, None).await
+    }
+
+    /// [`start`](Self::start), with a rule file for the embedded Prometheus (a drill's burn-rate
+    /// alerts).
+    pub async fn start_with_rules(
+        &self,
+        gateway_port: Option<u16>,
+        prometheus_rules: Option<String>,
+    ) -> Result<Stack> {
+        let mut options = self.options(gateway_port)?;
+        options.prometheus_rules = prometheus_rules;
+        let stack = Stack::start(options).await.map_err(|e| {
+            let hint = match &e {
+                StackError::GatewayPortInUse(_) => {
+                    "; stop it or choose another port with --gateway-port"
+                }
+                _ => "",
+            };
+            let exit = e.exit();
+            // `{:#}` through anyhow: the message with its causes (e.g. the port's holder).
+            let message = format!("{:#}{hint}", anyhow::Error::from(e));
+            anyhow::Error::from(Classified { exit, message })
+        })?;
         if let Err(error) = write_endpoints(&stack) {
             stack.stop().await;
             return Err(error);

@@ -53,6 +53,8 @@ pub fn check_planned_stack(experiment: &Experiment, brokers: i32) -> Result<(), 
 pub struct Prepared {
     kube: Option<KubeTarget>,
     hypothesis: Option<SloHypothesis>,
+    /// The Prometheus whose `ALERTS` judge `expect_alerts` / `forbid_alerts`.
+    alerts: Option<slo::sources::PrometheusSource>,
 }
 
 /// Pre-flight of `experiment`: fails at once — before a drill's load or the first action —
@@ -97,7 +99,29 @@ pub async fn prepare(
         }
         None => None,
     };
-    Ok(Prepared { kube, hypothesis })
+    let alerts = if experiment.alerts.is_empty() {
+        None
+    } else {
+        let url = sources
+            .prometheus_url
+            .clone()
+            .or_else(|| stack?.prometheus_url().map(str::to_string))
+            .ok_or_else(|| {
+                ChaosError::Invalid(
+                    "expect_alerts / forbid_alerts are judged from Prometheus: give --prometheus-url, \
+                     or have `prometheus` on PATH for the embedded stack's"
+                        .into(),
+                )
+            })?;
+        let prometheus = slo::sources::PrometheusSource::new(&url)?;
+        crate::alerts::check_known(&prometheus, &experiment.alerts).await?;
+        Some(prometheus)
+    };
+    Ok(Prepared {
+        kube,
+        hypothesis,
+        alerts,
+    })
 }
 
 fn bind_all<'a>(
@@ -135,7 +159,7 @@ pub async fn execute(
     say: &(dyn Fn(String) + Sync),
 ) -> Result<ExperimentOutcome, DrillError> {
     let bound = bind_all(experiment, prepared.kube.as_ref(), stack)?;
-    Ok(crate::runner::run(
+    let mut outcome = crate::runner::run(
         experiment,
         bound,
         prepared
@@ -146,7 +170,35 @@ pub async fn execute(
         cancel,
         say,
     )
-    .await)
+    .await;
+    if let Some(prometheus) = &prepared.alerts {
+        let ended = chrono::Utc::now();
+        let started = outcome.started_at.unwrap_or(ended);
+        say("alerts: reading Prometheus's ALERTS".into());
+        match crate::alerts::judge(
+            prometheus,
+            &experiment.alerts,
+            started,
+            outcome.method_started_at,
+            ended,
+        )
+        .await
+        {
+            Ok(verdicts) => {
+                for verdict in &verdicts {
+                    say(format!(
+                        "alerts: {} ({})",
+                        verdict.text(),
+                        if verdict.holds() { "ok" } else { "FAILED" }
+                    ));
+                    outcome.journal.push(verdict.to_record());
+                }
+                outcome.alerts = verdicts;
+            }
+            Err(error) => outcome.errors.push(error),
+        }
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -65,6 +65,9 @@ pub struct StackOptions {
     pub ready_timeout: Duration,
     /// Extra environment for every service (e.g. `FAULT_LATENCY_MS`, `RUST_LOG`).
     pub env: Vec<(String, String)>,
+    /// A Prometheus rule file (text) for the embedded Prometheus to evaluate, e.g. the SLO
+    /// burn-rate alerts a drill expects.
+    pub prometheus_rules: Option<String>,
 }
 
 impl StackOptions {
@@ -78,6 +81,7 @@ impl StackOptions {
             gateway_port: None,
             ready_timeout: Duration::from_secs(60),
             env: Vec::new(),
+            prometheus_rules: None,
         }
     }
 }
@@ -265,12 +269,12 @@ impl Stack {
                     .iter()
                     .map(|s| (s.spec.name.to_string(), s.addr.to_string()))
                     .collect();
-                let config = prometheus::write_config(&dir, &targets).map_err(|source| {
-                    StackError::PrometheusConfig {
+                let config =
+                    prometheus::write_config(&dir, &targets, options.prometheus_rules.as_deref())
+                        .map_err(|source| StackError::PrometheusConfig {
                         path: prometheus::config_file(&dir),
                         source,
-                    }
-                })?;
+                    })?;
                 supervisor.add(
                     ChildSpec {
                         name: "prometheus".into(),

@@ -34,12 +34,26 @@ pub fn config_file(dir: &Path) -> PathBuf {
     dir.join("prometheus.yml")
 }
 
+/// The rule file [`write_config`] writes in `dir` when given rules.
+pub const RULES_FILE: &str = "rules.yml";
+
 /// Writes the scrape config for `targets` (service name, `host:port`) into
-/// [`config_file`]`(dir)`.
-pub fn write_config(dir: &Path, targets: &[(String, String)]) -> std::io::Result<PathBuf> {
+/// [`config_file`]`(dir)`, and `rules` (a rule file's text), if any, into [`RULES_FILE`] next to
+/// it, evaluated every [`SCRAPE_INTERVAL`] like the scrapes (so burn-rate alerts with second-long
+/// windows work).
+pub fn write_config(
+    dir: &Path,
+    targets: &[(String, String)],
+    rules: Option<&str>,
+) -> std::io::Result<PathBuf> {
     let mut config = format!(
-        "# Written by shakedown for the embedded stack.\nglobal:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: {SCRAPE_INTERVAL}\nscrape_configs:\n"
+        "# Written by shakedown for the embedded stack.\nglobal:\n  scrape_interval: {SCRAPE_INTERVAL}\n  evaluation_interval: {SCRAPE_INTERVAL}\n"
     );
+    if let Some(rules) = rules {
+        std::fs::write(dir.join(RULES_FILE), rules)?;
+        config.push_str(&format!("rule_files:\n  - {RULES_FILE}\n"));
+    }
+    config.push_str("scrape_configs:\n");
     for (name, address) in targets {
         // One job per service: `job` then names the service in queries and in the targets page.
         config.push_str(&format!(
@@ -136,6 +150,7 @@ mod tests {
                 ("order".into(), "127.0.0.1:4001".into()),
                 ("audit".into(), "127.0.0.1:4002".into()),
             ],
+            Some("groups: []\n"),
         )
         .unwrap();
         let text = std::fs::read_to_string(file).unwrap();
@@ -146,5 +161,10 @@ mod tests {
         );
         assert!(text.contains("job_name: audit"));
         assert!(text.contains("scrape_interval: 1s"));
+        assert!(text.contains("rule_files:\n  - rules.yml\n"), "{text}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(RULES_FILE)).unwrap(),
+            "groups: []\n"
+        );
     }
 }

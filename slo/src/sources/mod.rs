@@ -5,6 +5,7 @@
 //! ask ([`Probe`]), so every verdict carries a query a person can re-run by hand, even when the
 //! backend could not be reached.
 
+mod alerts;
 mod breakdown;
 mod client;
 mod config;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Sli;
 use crate::window::Window;
 
+pub use alerts::firing_query;
 pub use breakdown::{Breakdown, GroupFigures};
 pub use client::ClientSource;
 pub use config::{SetupError, SourcesConfig};

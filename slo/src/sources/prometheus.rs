@@ -26,7 +26,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A Prometheus server, by base URL (e.g. `http://prometheus:9090`).
 pub struct PrometheusSource {
-    client: Client,
+    pub(super) client: Client,
     url: String,
 }
 
@@ -147,7 +147,7 @@ async fn wait_until_past(unix_seconds: i64) {
     }
 }
 
-fn classify(error: PromError) -> SourceError {
+pub(super) fn classify(error: PromError) -> SourceError {
     match &error {
         PromError::Prometheus(e) if e.is_bad_data() || e.is_execution() => {
             SourceError::rejected(format!("Prometheus refused the query: {}", e.message()))
