@@ -192,6 +192,7 @@ pub fn sample_report() -> Report {
             outcome: "ok".into(),
             detail: Some("pod payments-7d9 | deleted".into()),
         }],
+        workers: Vec::new(),
     };
     report.recompute_verdict();
     report

@@ -149,6 +149,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         verdict: Verdict::Fail,
         slos: Vec::new(),
         journal: merged_journal(reports),
+        workers: Vec::new(),
     };
 
     let mut transactions: BTreeMap<String, TransactionStats> = BTreeMap::new();

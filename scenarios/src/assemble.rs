@@ -98,6 +98,7 @@ pub fn assemble(facts: RunFacts<'_>, measurements: Measurements) -> Report {
         verdict: Verdict::Fail,
         slos: Vec::new(),
         journal: Vec::new(),
+        workers: Vec::new(),
     };
     report.recompute_verdict();
     report

@@ -7,6 +7,7 @@ mod chaos;
 mod deprecated;
 mod drill;
 mod exit;
+mod fleet;
 mod gate;
 mod import;
 mod report;
@@ -16,6 +17,7 @@ mod serve;
 mod shutdown;
 mod slo;
 mod up;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -60,6 +62,9 @@ enum Command {
     /// validates a file and tries one iteration of one user against the target; `scenario import
     /// openapi|har` writes one from an OpenAPI description or a browser recording.
     Scenario(scenario::ScenarioArgs),
+    /// One worker of a coordinated run (`run --workers N --on ...`): joins the coordinator at
+    /// URL, runs its share of the load and streams what it measures.
+    Worker(worker::WorkerArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -92,6 +97,7 @@ pub fn main() -> ExitCode {
             Command::Chaos(args) => chaos::run(args, cli.quiet, &shutdown()?).await,
             Command::Drill(args) => drill::run(args, cli.quiet, &shutdown()?).await,
             Command::Scenario(args) => scenario::run(args).await,
+            Command::Worker(args) => worker::run(args, cli.quiet, &shutdown()?).await,
         }
     });
     match outcome {

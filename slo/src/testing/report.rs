@@ -161,6 +161,7 @@ pub fn run_report(
         verdict: Verdict::Pass,
         slos: Vec::new(),
         journal: Vec::new(),
+        workers: Vec::new(),
     };
     report.recompute_verdict();
     report
