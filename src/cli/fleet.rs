@@ -1,4 +1,4 @@
-//! `shakedown run --workers N --on local|manual`: the process becomes the coordinator of N
+//! `shakedown run --workers N --on local|manual|k8s`: the process becomes the coordinator of N
 //! workers (see `scenarios::fleet`) and writes the one report of the run.
 
 use std::net::SocketAddr;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use scenarios::Overrides;
+use scenarios::fleet::k8s::{Kube, KubeSpec};
 use scenarios::fleet::{FleetPlan, Local, Manual, coordinate as run_fleet};
 
 use super::exit::{self, Exit};
@@ -21,6 +22,9 @@ pub enum On {
     Local,
     /// Started by you (other machines, containers): the coordinator prints the command.
     Manual,
+    /// A Kubernetes Indexed Job created (and deleted) by the coordinator; needs --image and
+    /// --advertise (a URL the pods reach the coordinator at).
+    K8s,
 }
 
 #[derive(Args, Debug)]
@@ -39,6 +43,18 @@ pub struct FleetArgs {
     /// With --on: how long every worker has to connect before the run is given up (exit 3).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "on")]
     pub join_timeout: Duration,
+    /// With --on k8s: the namespace of the workers' Job.
+    #[arg(long, default_value = "shakedown-load", requires = "on")]
+    pub namespace: String,
+    /// With --on k8s: the shakedown image the workers run.
+    #[arg(long, requires = "on")]
+    pub image: Option<String>,
+    /// With --on k8s: CPU of each worker (request = limit, so throttling does not skew latency).
+    #[arg(long, default_value = "1", requires = "on")]
+    pub cpu: String,
+    /// With --on k8s: memory of each worker (request = limit).
+    #[arg(long, default_value = "512Mi", requires = "on")]
+    pub memory: String,
 }
 
 pub async fn coordinate(args: &RunArgs, on: On, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
@@ -82,6 +98,24 @@ pub async fn coordinate(args: &RunArgs, on: On, quiet: bool, shutdown: &Shutdown
             run_fleet(plan, Local::new(program, Some(args.out.clone())), &cancel).await
         }
         On::Manual => run_fleet(plan, Manual, &cancel).await,
+        On::K8s => {
+            let (Some(image), Some(_)) = (&args.fleet.image, &args.fleet.advertise) else {
+                return Err(exit::usage(
+                    "--on k8s needs --image (the shakedown image) and --advertise (the URL the \
+                     worker pods reach this coordinator at, e.g. its Service)",
+                ));
+            };
+            let spec = KubeSpec {
+                namespace: args.fleet.namespace.clone(),
+                image: image.clone(),
+                cpu: args.fleet.cpu.clone(),
+                memory: args.fleet.memory.clone(),
+            };
+            match Kube::from_environment(spec).await {
+                Ok(kube) => run_fleet(plan, kube, &cancel).await,
+                Err(error) => Err(error),
+            }
+        }
     };
     let mut report = outcome.map_err(exit::classified)?;
     let slo_exit = match &gate {

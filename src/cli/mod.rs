@@ -42,7 +42,7 @@ struct Cli {
 enum Command {
     /// Run a load scenario (default: checkout on the embedded stack, k6-baseline at 0.25) and
     /// write report.json, report.md, report.html and junit.xml.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Step the load up until a threshold or SLO breaks; report the highest load that held.
     Capacity(capacity::CapacityArgs),
     /// Start the embedded reference stack on 127.0.0.1 and keep it in the foreground.
@@ -88,7 +88,7 @@ pub fn main() -> ExitCode {
         // `serve` keeps the service's own graceful shutdown, and quick commands the default.
         let shutdown = || Shutdown::install();
         match cli.command {
-            Command::Run(args) => run::run(args, cli.quiet, &shutdown()?).await,
+            Command::Run(args) => run::run(*args, cli.quiet, &shutdown()?).await,
             Command::Capacity(args) => capacity::run(args, cli.quiet, &shutdown()?).await,
             Command::Up(args) => up::run(args, cli.quiet, &shutdown()?).await,
             Command::Serve(args) => serve::run(args).await,

@@ -118,7 +118,7 @@ pub async fn coordinate(
 
     let run_id = uuid::Uuid::now_v7().to_string();
     let outcome = async {
-        launcher.launch(&url, plan.workers, &run_id)?;
+        launcher.launch(&url, plan.workers, &run_id).await?;
         let start_at = wait_for_joins(&fleet, &plan, &mut launcher, cancel).await?;
         watch_run(&fleet, &plan, &whole, start_at, &mut aborts, cancel).await;
         let context = RunContext {

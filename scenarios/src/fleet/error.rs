@@ -44,6 +44,8 @@ pub enum FleetError {
     Assignment(String),
     #[error("target {target} is unreachable: {reason}")]
     TargetUnreachable { target: String, reason: String },
+    #[error("Kubernetes: {0}")]
+    Kube(String),
     #[error("no worker sent any data, so there is nothing to report: {0}")]
     NoData(String),
     #[error("interrupted before the workers started (Ctrl-C or SIGTERM)")]

@@ -1,7 +1,8 @@
 //! Where the workers come from. A [`Launcher`] starts N workers that will join the coordinator
 //! at a URL, tells whether one died before joining, and cleans up at the end: [`Local`] spawns
 //! `shakedown worker` processes on this machine; [`Manual`] leaves starting them to the operator
-//! (other machines, containers) and only says how.
+//! (other machines, containers) and only says how; `k8s::Kube` runs them as a Kubernetes
+//! Indexed Job.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -14,7 +15,12 @@ use super::error::FleetError;
 
 pub trait Launcher: Send {
     /// Starts `workers` workers that join the coordinator at `url` for the run `run_id`.
-    fn launch(&mut self, url: &str, workers: u32, run_id: &str) -> Result<(), FleetError>;
+    fn launch(
+        &mut self,
+        url: &str,
+        workers: u32,
+        run_id: &str,
+    ) -> impl Future<Output = Result<(), FleetError>> + Send;
     /// A worker that is gone before the run started, described; `None` while all live (or when
     /// the launcher cannot know).
     fn exited(&mut self) -> Option<String>;
@@ -46,7 +52,7 @@ impl Local {
 const GRACE: Duration = Duration::from_secs(10);
 
 impl Launcher for Local {
-    fn launch(&mut self, url: &str, workers: u32, run_id: &str) -> Result<(), FleetError> {
+    async fn launch(&mut self, url: &str, workers: u32, run_id: &str) -> Result<(), FleetError> {
         for index in 0..workers {
             let mut command = Command::new(&self.program);
             command
@@ -96,7 +102,7 @@ impl Launcher for Local {
 pub struct Manual;
 
 impl Launcher for Manual {
-    fn launch(&mut self, url: &str, workers: u32, _run_id: &str) -> Result<(), FleetError> {
+    async fn launch(&mut self, url: &str, workers: u32, _run_id: &str) -> Result<(), FleetError> {
         eprintln!(
             "waiting for {workers} workers: start each with `shakedown worker --coordinator {url}`"
         );
