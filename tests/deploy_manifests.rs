@@ -1188,3 +1188,44 @@ fn without_kubernetes_sd(config: &str) -> String {
     );
     out
 }
+
+/// `run --on k8s` creates, watches and deletes the workers' Indexed Job and reads their pods
+/// (scenarios::fleet::k8s): the coordinator's Role in deploy/load grants exactly that, in the
+/// load namespace only.
+#[test]
+fn the_load_coordinator_may_manage_jobs_and_read_pods_in_its_namespace_only() {
+    let Some(docs) = render("load") else { return };
+    let role = find(&docs, "Role", "shakedown-coordinator").expect("Role shakedown-coordinator");
+    assert_eq!(namespace(role), "shakedown-load");
+    let rules: Vec<(Vec<&str>, Vec<&str>, Vec<&str>)> = role["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                strs(&r["apiGroups"]),
+                strs(&r["resources"]),
+                strs(&r["verbs"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                vec!["batch"],
+                vec!["jobs"],
+                vec!["create", "get", "list", "watch", "delete"]
+            ),
+            (vec![""], vec!["pods"], vec!["get", "list", "watch"]),
+        ]
+    );
+    let binding = find(&docs, "RoleBinding", "shakedown-coordinator")
+        .expect("RoleBinding shakedown-coordinator");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    assert_eq!(binding["subjects"][0]["name"], "shakedown-coordinator");
+    assert_eq!(binding["subjects"][0]["namespace"], "shakedown-load");
+    let sa = find(&docs, "ServiceAccount", "shakedown-coordinator").expect("ServiceAccount");
+    assert_eq!(namespace(sa), "shakedown-load");
+}

@@ -213,6 +213,7 @@ pub fn sample_report() -> Report {
             }],
             unmatched: vec!["browse".into()],
         }),
+        workers: Vec::new(),
     };
     report.recompute_verdict();
     report

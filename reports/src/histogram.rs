@@ -10,7 +10,9 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use hdrhistogram::serialization::{
+    Deserializer, Serializer as _, V2DeflateSerializer, V2Serializer,
+};
 use serde::{Deserialize, Deserializer as SerdeDeserializer, Serialize, Serializer};
 
 use crate::error::HistogramError;
@@ -98,6 +100,25 @@ impl LatencyHistogram {
             .serialize(&self.0, &mut bytes)
             .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
         Ok(BASE64.encode(bytes))
+    }
+
+    /// The plain HdrHistogram V2 encoding (no deflate): what a fleet worker streams each
+    /// second, where speed matters more than size.
+    pub fn to_v2_bytes(&self) -> Result<Vec<u8>, HistogramError> {
+        let mut bytes = Vec::new();
+        V2Serializer::new()
+            .serialize(&self.0, &mut bytes)
+            .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
+        Ok(bytes)
+    }
+
+    /// Parses V2 (or V2 + deflate) bytes, as [`LatencyHistogram::to_v2_bytes`] writes them.
+    pub fn from_v2_bytes(mut bytes: &[u8]) -> Result<Self, HistogramError> {
+        let mut histogram: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes)
+            .map_err(|e| HistogramError::Format(format!("{e:?}")))?;
+        histogram.auto(true);
+        Ok(Self(histogram))
     }
 
     /// Parses what [`LatencyHistogram::encode`] produced (or any V2/V2-deflate base64 histogram).

@@ -13,6 +13,7 @@ mod charts;
 pub mod derive;
 pub mod diff;
 mod error;
+mod fleet;
 mod histogram;
 pub mod merge;
 mod model;
@@ -25,6 +26,7 @@ mod threshold;
 mod fixtures;
 
 pub use error::{HistogramError, RenderError, WriteError};
+pub use fleet::{WorkerBreakdown, WorkerStatus};
 pub use histogram::LatencyHistogram;
 pub use merge::merge;
 pub use model::{

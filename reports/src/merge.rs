@@ -152,6 +152,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         // Server-side figures are asked of Prometheus for one window; the merged run's is
         // asked anew by whoever merges live (percentiles of parts do not add up).
         server_side: None,
+        workers: Vec::new(),
     };
 
     let mut transactions: BTreeMap<String, TransactionStats> = BTreeMap::new();

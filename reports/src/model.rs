@@ -11,6 +11,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::fleet::WorkerBreakdown;
 use crate::histogram::LatencyHistogram;
 use crate::threshold::ThresholdResult;
 
@@ -66,6 +67,9 @@ pub struct Report {
     /// Events that happened to the system during the run (chaos actions, deploys…).
     #[serde(default)]
     pub journal: Vec<JournalEvent>,
+    /// A run made by many generators: what each worker contributed (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerBreakdown>,
     /// Each transaction's client-measured latency next to the server's for its route, when
     /// Prometheus was there to ask.
     #[serde(default, skip_serializing_if = "Option::is_none")]

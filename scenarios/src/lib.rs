@@ -23,6 +23,7 @@ mod assemble;
 pub mod capacity;
 mod error;
 mod file;
+pub mod fleet;
 mod goose_plan;
 pub mod import;
 pub mod live;

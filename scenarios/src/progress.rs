@@ -48,6 +48,14 @@ impl Progress {
         }
     }
 
+    /// Redraws at `elapsed` with a message of the caller's (a coordinator's cluster-wide view).
+    pub fn show(&self, elapsed: Duration, message: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(elapsed.as_secs());
+            bar.set_message(message);
+        }
+    }
+
     /// Removes the bar so the summary that follows starts on a clean line.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

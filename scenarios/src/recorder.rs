@@ -57,7 +57,7 @@ pub struct SeriesStats {
 }
 
 impl SeriesStats {
-    fn new(corrected: bool, make: fn() -> LatencyHistogram) -> Self {
+    pub(crate) fn new(corrected: bool, make: fn() -> LatencyHistogram) -> Self {
         Self {
             requests: 0,
             errors: 0,
@@ -86,7 +86,7 @@ pub struct Slice {
 }
 
 impl Slice {
-    fn new(corrected: bool) -> Self {
+    pub(crate) fn new(corrected: bool) -> Self {
         Self {
             stats: SeriesStats::new(corrected, LatencyHistogram::coarse),
             errors_by_kind: ErrorCounts::default(),
@@ -107,11 +107,45 @@ pub struct Measurements {
     pub max_lateness: Duration,
 }
 
+/// What was recorded since the last [`Recorder::take_interval`]: the same views as
+/// [`Measurements`], with only the seconds that were touched. Adding every interval in order
+/// gives exactly the run's measurements (this is what a fleet worker streams).
+#[derive(Clone, Debug)]
+pub struct Interval {
+    pub totals: SeriesStats,
+    pub transactions: BTreeMap<&'static str, SeriesStats>,
+    pub status_classes: BTreeMap<&'static str, SeriesStats>,
+    pub errors_by_kind: ErrorCounts,
+    pub error_samples: BTreeMap<(ErrorKind, String, String), u64>,
+    pub slices: BTreeMap<usize, Slice>,
+    pub max_lateness: Duration,
+}
+
+impl Interval {
+    fn new(corrected: bool) -> Self {
+        Self {
+            totals: SeriesStats::new(corrected, LatencyHistogram::fine),
+            transactions: BTreeMap::new(),
+            status_classes: BTreeMap::new(),
+            errors_by_kind: ErrorCounts::default(),
+            error_samples: BTreeMap::new(),
+            slices: BTreeMap::new(),
+            max_lateness: Duration::ZERO,
+        }
+    }
+}
+
+struct State {
+    all: Measurements,
+    /// `Some` when the recorder keeps intervals (see [`Recorder::with_intervals`]).
+    interval: Option<Interval>,
+}
+
 /// The shared recorder of one run.
 pub struct Recorder {
     origin: Instant,
     corrected: bool,
-    state: Mutex<Measurements>,
+    state: Mutex<State>,
     requests: AtomicU64,
     errors: AtomicU64,
     active_users: AtomicU32,
@@ -130,14 +164,17 @@ impl Recorder {
         Self {
             origin,
             corrected,
-            state: Mutex::new(Measurements {
-                totals: SeriesStats::new(corrected, LatencyHistogram::fine),
-                transactions: BTreeMap::new(),
-                status_classes: BTreeMap::new(),
-                errors_by_kind: ErrorCounts::default(),
-                error_samples: BTreeMap::new(),
-                slices: Vec::new(),
-                max_lateness: Duration::ZERO,
+            state: Mutex::new(State {
+                all: Measurements {
+                    totals: SeriesStats::new(corrected, LatencyHistogram::fine),
+                    transactions: BTreeMap::new(),
+                    status_classes: BTreeMap::new(),
+                    errors_by_kind: ErrorCounts::default(),
+                    error_samples: BTreeMap::new(),
+                    slices: Vec::new(),
+                    max_lateness: Duration::ZERO,
+                },
+                interval: None,
             }),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -150,6 +187,22 @@ impl Recorder {
     pub fn with_live(mut self, live: Option<std::sync::Arc<dyn LiveSink>>) -> Self {
         self.live = live;
         self
+    }
+
+    /// Also keeps what was recorded since the last [`Recorder::take_interval`], for a worker
+    /// that streams its measurements.
+    pub fn with_intervals(self) -> Self {
+        self.lock().interval = Some(Interval::new(self.corrected));
+        self
+    }
+
+    /// What was recorded since the previous call (or the start); `None` unless the recorder
+    /// keeps intervals.
+    pub fn take_interval(&self) -> Option<Interval> {
+        let corrected = self.corrected;
+        let mut state = self.lock();
+        let interval = state.interval.as_mut()?;
+        Some(std::mem::replace(interval, Interval::new(corrected)))
     }
 
     /// Records a request that finished now.
@@ -175,31 +228,63 @@ impl Recorder {
         let corrected = self.corrected;
 
         let mut state = self.lock();
-        state.totals.add(latency_us, corrected_us, failed);
-        state
-            .transactions
-            .entry(record.transaction)
-            .or_insert_with(|| SeriesStats::new(corrected, LatencyHistogram::fine))
-            .add(latency_us, corrected_us, failed);
-        state
-            .status_classes
-            .entry(class)
-            .or_insert_with(|| SeriesStats::new(false, LatencyHistogram::fine))
-            .add(latency_us, corrected_us, failed);
-        state.max_lateness = state.max_lateness.max(record.lateness);
-        let slice = slice_mut(&mut state.slices, second, corrected);
-        slice.stats.add(latency_us, corrected_us, failed);
-        slice.active_users = slice.active_users.max(active_users);
-        if let Some((kind, message)) = record.error {
-            slice.errors_by_kind.add(kind);
-            state.errors_by_kind.add(kind);
-            let key = (kind, record.transaction.to_string(), message);
-            let room = state.error_samples.len() < MAX_ERROR_SAMPLES;
-            if let Some(count) = state.error_samples.get_mut(&key) {
-                *count += 1;
-            } else if room {
-                state.error_samples.insert(key, 1);
-            }
+        let State { all, interval } = &mut *state;
+        let sample = record
+            .error
+            .as_ref()
+            .map(|(kind, message)| (*kind, record.transaction.to_string(), message.clone()));
+        let sampled = {
+            let slice = slice_mut(&mut all.slices, second, corrected);
+            add_to_slice(
+                slice,
+                latency_us,
+                corrected_us,
+                failed,
+                active_users,
+                &record,
+            );
+            add_run_wide(
+                RunWide {
+                    totals: &mut all.totals,
+                    transactions: &mut all.transactions,
+                    status_classes: &mut all.status_classes,
+                    errors_by_kind: &mut all.errors_by_kind,
+                    error_samples: &mut all.error_samples,
+                    max_lateness: &mut all.max_lateness,
+                },
+                (latency_us, corrected_us, failed, corrected, class),
+                &record,
+                sample.clone(),
+                None,
+            )
+        };
+        if let Some(interval) = interval {
+            let slice = interval
+                .slices
+                .entry(second)
+                .or_insert_with(|| Slice::new(corrected));
+            add_to_slice(
+                slice,
+                latency_us,
+                corrected_us,
+                failed,
+                active_users,
+                &record,
+            );
+            add_run_wide(
+                RunWide {
+                    totals: &mut interval.totals,
+                    transactions: &mut interval.transactions,
+                    status_classes: &mut interval.status_classes,
+                    errors_by_kind: &mut interval.errors_by_kind,
+                    error_samples: &mut interval.error_samples,
+                    max_lateness: &mut interval.max_lateness,
+                },
+                (latency_us, corrected_us, failed, corrected, class),
+                &record,
+                sample,
+                Some(sampled),
+            );
         }
         drop(state);
 
@@ -222,8 +307,15 @@ impl Recorder {
         }
         let corrected = self.corrected;
         let mut state = self.lock();
-        let slice = slice_mut(&mut state.slices, second, corrected);
+        let slice = slice_mut(&mut state.all.slices, second, corrected);
         slice.active_users = slice.active_users.max(active);
+        if let Some(interval) = &mut state.interval {
+            let slice = interval
+                .slices
+                .entry(second)
+                .or_insert_with(|| Slice::new(corrected));
+            slice.active_users = slice.active_users.max(active);
+        }
     }
 
     /// An open-model iteration started `lateness` after it was due (for live observers; the
@@ -240,6 +332,7 @@ impl Recorder {
         let last_second = (elapsed.as_secs() as usize).checked_sub(1);
         let last_second_requests = last_second.map_or(0, |second| {
             self.lock()
+                .all
                 .slices
                 .get(second)
                 .map_or(0, |s| s.stats.requests)
@@ -263,7 +356,7 @@ impl Recorder {
         }
         let state = self.lock();
         let (requests, connect) = (now - window..now)
-            .filter_map(|second| state.slices.get(second))
+            .filter_map(|second| state.all.slices.get(second))
             .fold((0, 0), |(r, c), s| {
                 (r + s.stats.requests, c + s.errors_by_kind.connect)
             });
@@ -272,10 +365,10 @@ impl Recorder {
 
     /// A copy of everything recorded so far.
     pub fn measurements(&self) -> Measurements {
-        self.lock().clone()
+        self.lock().all.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Measurements> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave half a record behind that matters more
         // than losing the run's data, so keep going with what is there.
         self.state
@@ -311,7 +404,76 @@ impl Drop for ActiveUser {
     }
 }
 
-fn slice_mut(slices: &mut Vec<Slice>, second: usize, corrected: bool) -> &mut Slice {
+/// The run-wide views one record updates, in the run's measurements or in an interval.
+struct RunWide<'a> {
+    totals: &'a mut SeriesStats,
+    transactions: &'a mut BTreeMap<&'static str, SeriesStats>,
+    status_classes: &'a mut BTreeMap<&'static str, SeriesStats>,
+    errors_by_kind: &'a mut ErrorCounts,
+    error_samples: &'a mut BTreeMap<(ErrorKind, String, String), u64>,
+    max_lateness: &'a mut Duration,
+}
+
+/// Adds one record to the run-wide views; returns whether its error message was counted among
+/// the samples. `sampled` forces that decision (an interval follows the run's bounded choice, so
+/// intervals add up to the run's samples exactly); `None` applies the bound.
+fn add_run_wide(
+    views: RunWide<'_>,
+    (latency_us, corrected_us, failed, corrected, class): (u64, u64, bool, bool, &'static str),
+    record: &RequestRecord,
+    sample: Option<(ErrorKind, String, String)>,
+    sampled: Option<bool>,
+) -> bool {
+    views.totals.add(latency_us, corrected_us, failed);
+    views
+        .transactions
+        .entry(record.transaction)
+        .or_insert_with(|| SeriesStats::new(corrected, LatencyHistogram::fine))
+        .add(latency_us, corrected_us, failed);
+    views
+        .status_classes
+        .entry(class)
+        .or_insert_with(|| SeriesStats::new(false, LatencyHistogram::fine))
+        .add(latency_us, corrected_us, failed);
+    *views.max_lateness = (*views.max_lateness).max(record.lateness);
+    let Some(key) = sample else {
+        return false;
+    };
+    views.errors_by_kind.add(key.0);
+    let room = views.error_samples.len() < MAX_ERROR_SAMPLES;
+    match (views.error_samples.get_mut(&key), sampled) {
+        (Some(count), None | Some(true)) => {
+            *count += 1;
+            true
+        }
+        (None, Some(true)) => {
+            views.error_samples.insert(key, 1);
+            true
+        }
+        (None, None) if room => {
+            views.error_samples.insert(key, 1);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn add_to_slice(
+    slice: &mut Slice,
+    latency_us: u64,
+    corrected_us: u64,
+    failed: bool,
+    active_users: u32,
+    record: &RequestRecord,
+) {
+    slice.stats.add(latency_us, corrected_us, failed);
+    slice.active_users = slice.active_users.max(active_users);
+    if let Some((kind, _)) = &record.error {
+        slice.errors_by_kind.add(*kind);
+    }
+}
+
+pub(crate) fn slice_mut(slices: &mut Vec<Slice>, second: usize, corrected: bool) -> &mut Slice {
     if slices.len() <= second {
         slices.resize_with(second + 1, || Slice::new(corrected));
     }

@@ -109,7 +109,52 @@ pub async fn execute_scenario(
         });
     }
 
-    run_load(&spec, scenario, &base_url, &thresholds, run_id, cancel).await
+    run_load(
+        &spec,
+        scenario,
+        &base_url,
+        &thresholds,
+        run_id,
+        cancel,
+        None,
+    )
+    .await
+}
+
+/// What a fleet worker gets as its load starts: the run's identity and the recorder (keeping
+/// intervals) it streams from.
+pub(crate) struct LoadStarted {
+    pub run_id: String,
+    pub started_at: chrono::DateTime<Utc>,
+    pub recorder: Arc<Recorder>,
+    pub pacer: Option<Arc<ArrivalPacer>>,
+}
+
+/// Called once, when load generation starts.
+pub(crate) type Tap = Box<dyn FnOnce(LoadStarted) + Send>;
+
+/// [`execute_scenario`] for a fleet worker: no pre-flight probe (the coordinator's run already
+/// probed the target; a worker only reports what it measures) and a recorder that keeps
+/// intervals, handed to `tap` as load starts.
+pub(crate) async fn execute_tapped(
+    scenario: &Scenario,
+    spec: RunSpec,
+    cancel: &CancellationToken,
+    tap: Tap,
+) -> Result<Report, RunError> {
+    let base_url = normalize_target(&spec.target)?;
+    let thresholds = effective_thresholds(&spec);
+    let run_id = uuid::Uuid::now_v7();
+    run_load(
+        &spec,
+        scenario,
+        &base_url,
+        &thresholds,
+        run_id,
+        cancel,
+        Some(tap),
+    )
+    .await
 }
 
 /// The load phase: Goose plus the recorder, watcher and progress bar.
@@ -120,6 +165,7 @@ async fn run_load(
     thresholds: &[Threshold],
     run_id: uuid::Uuid,
     cancel: &CancellationToken,
+    tap: Option<Tap>,
 ) -> Result<Report, RunError> {
     let profile = &spec.profile;
     let pacer = match &profile.load {
@@ -131,7 +177,11 @@ async fn run_load(
         )))),
         Load::Closed { .. } => None,
     };
-    let recorder = Arc::new(Recorder::new(pacer.is_some()).with_live(spec.live.clone()));
+    let recorder = match tap {
+        Some(_) => Recorder::new(pacer.is_some()).with_intervals(),
+        None => Recorder::new(pacer.is_some()),
+    };
+    let recorder = Arc::new(recorder.with_live(spec.live.clone()));
     let run = Arc::new(RunContext::new(
         recorder.clone(),
         pacer.clone(),
@@ -155,6 +205,14 @@ async fn run_load(
     let stop = Arc::new(StopReason::default());
     let started_at = Utc::now();
     let started = Instant::now();
+    if let Some(tap) = tap {
+        tap(LoadStarted {
+            run_id: run_id.to_string(),
+            started_at,
+            recorder: recorder.clone(),
+            pacer: pacer.clone(),
+        });
+    }
     let outcome = match attack {
         Ok(attack) => {
             let watcher = tokio::spawn(watch(
@@ -224,8 +282,15 @@ async fn run_load(
 fn effective_thresholds(spec: &RunSpec) -> Vec<Threshold> {
     if !spec.thresholds.is_empty() {
         spec.thresholds.clone()
-    } else if !spec.profile.thresholds.is_empty() {
-        spec.profile.thresholds.clone()
+    } else {
+        effective_profile_thresholds(&spec.profile)
+    }
+}
+
+/// The profile's thresholds, else the defaults (a run without thresholds of its caller).
+pub(crate) fn effective_profile_thresholds(profile: &Profile) -> Vec<Threshold> {
+    if !profile.thresholds.is_empty() {
+        profile.thresholds.clone()
     } else {
         default_thresholds()
     }
@@ -284,7 +349,7 @@ pub(crate) fn normalize_target(target: &str) -> Result<String, RunError> {
 
 /// `GET {base}/health`: `Err(reason)` when it cannot connect or times out. Any HTTP answer —
 /// even an error status — means the target is there; the run will show how it behaves.
-async fn probe(base_url: &str, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn probe(base_url: &str, timeout: Duration) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .build()

@@ -172,6 +172,18 @@ impl Classify for scenarios::RunError {
     }
 }
 
+/// A coordinated run: bad profiles or scenarios are usage errors; workers that never joined, a
+/// coordinator out of reach, a process that would not start are the environment's.
+impl Classify for scenarios::fleet::FleetError {
+    fn exit(&self) -> Exit {
+        if self.is_usage() {
+            Exit::Usage
+        } else {
+            Exit::Unreachable
+        }
+    }
+}
+
 /// An embedded stack that cannot start is the machine's problem (ports, Kafka, a child that
 /// does not become ready, a missing Prometheus binary), except a gateway port the user asked for
 /// that is taken: they can pick another.

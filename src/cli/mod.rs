@@ -7,6 +7,7 @@ mod chaos;
 mod deprecated;
 mod drill;
 mod exit;
+mod fleet;
 mod gate;
 mod import;
 mod live;
@@ -18,6 +19,7 @@ mod server_side;
 mod shutdown;
 mod slo;
 mod up;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -42,7 +44,7 @@ struct Cli {
 enum Command {
     /// Run a load scenario (default: checkout on the embedded stack, k6-baseline at 0.25) and
     /// write report.json, report.md, report.html and junit.xml.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Step the load up until a threshold or SLO breaks; report the highest load that held.
     Capacity(capacity::CapacityArgs),
     /// Start the embedded reference stack on 127.0.0.1 and keep it in the foreground.
@@ -63,6 +65,9 @@ enum Command {
     /// validates a file and tries one iteration of one user against the target; `scenario import
     /// openapi|har` writes one from an OpenAPI description or a browser recording.
     Scenario(scenario::ScenarioArgs),
+    /// One worker of a coordinated run (`run --workers N --on ...`): joins the coordinator at
+    /// URL, runs its share of the load and streams what it measures.
+    Worker(worker::WorkerArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -86,7 +91,7 @@ pub fn main() -> ExitCode {
         // `serve` keeps the service's own graceful shutdown, and quick commands the default.
         let shutdown = || Shutdown::install();
         match cli.command {
-            Command::Run(args) => run::run(args, cli.quiet, &shutdown()?).await,
+            Command::Run(args) => run::run(*args, cli.quiet, &shutdown()?).await,
             Command::Capacity(args) => capacity::run(args, cli.quiet, &shutdown()?).await,
             Command::Up(args) => up::run(args, cli.quiet, &shutdown()?).await,
             Command::Serve(args) => serve::run(args).await,
@@ -95,6 +100,7 @@ pub fn main() -> ExitCode {
             Command::Chaos(args) => chaos::run(args, cli.quiet, &shutdown()?).await,
             Command::Drill(args) => drill::run(args, cli.quiet, &shutdown()?).await,
             Command::Scenario(args) => scenario::run(args).await,
+            Command::Worker(args) => worker::run(args, cli.quiet, &shutdown()?).await,
         }
     });
     match outcome {

@@ -60,6 +60,8 @@ pub struct RunArgs {
     #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0)]
     pub worker_index: u32,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub slo: SloArgs,
     #[command(flatten)]
     pub live: LiveArgs,
@@ -75,6 +77,9 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
+    if let Some(on) = args.fleet.on {
+        return super::fleet::coordinate(&args, on, quiet, shutdown).await;
+    }
     let adhoc = adhoc::prepare(&args.url, args.users, args.rate, args.duration)?;
     let profile = match &adhoc {
         Some(adhoc) => adhoc.profile.clone(),
@@ -171,10 +176,7 @@ pub(super) fn validate(scenario: &str, target: Option<&str>) -> Result<Scenario>
 /// The profile asked for, scaled and overridden; any problem is a usage error naming the file,
 /// line and field.
 fn profile(args: &RunArgs) -> Result<Profile> {
-    let (name, scale) = match &args.profile {
-        Some(name) => (name.as_str(), args.scale),
-        None => (DEFAULT_PROFILE, Some(args.scale.unwrap_or(DEFAULT_SCALE))),
-    };
+    let (name, scale) = profile_and_scale(args);
     if args.workers > 1 && args.target.is_none() {
         return Err(exit::usage(
             "--workers splits the load of one system under test: give it --target",
@@ -191,6 +193,14 @@ fn profile(args: &RunArgs) -> Result<Profile> {
     )?
     .share(args.workers, args.worker_index)
     .map_err(exit::classified)
+}
+
+/// The profile asked for and its scale: k6-baseline at a quarter when none is named.
+pub(super) fn profile_and_scale(args: &RunArgs) -> (&str, Option<f64>) {
+    match &args.profile {
+        Some(name) => (name.as_str(), args.scale),
+        None => (DEFAULT_PROFILE, Some(args.scale.unwrap_or(DEFAULT_SCALE))),
+    }
 }
 
 /// Profile `name` (built-in or a file), scaled by `scale`, with `overrides` (shared with

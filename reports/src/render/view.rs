@@ -41,6 +41,21 @@ pub struct ReportView {
     pub error_samples: Vec<ErrorSampleRow>,
     pub status_classes: Vec<StatusClassRow>,
     pub journal: Vec<JournalRow>,
+    pub workers: Vec<WorkerRow>,
+}
+
+/// One worker of a coordinated run.
+#[derive(Serialize)]
+pub struct WorkerRow {
+    pub index: u32,
+    pub name: String,
+    pub requests: String,
+    pub errors: String,
+    pub p95: String,
+    pub clock_offset: String,
+    pub start_lateness: String,
+    pub status: String,
+    pub flag: String,
 }
 
 #[derive(Serialize)]
@@ -312,6 +327,21 @@ impl ReportView {
                     target: e.target.clone(),
                     outcome: e.outcome.clone(),
                     detail: e.detail.clone().unwrap_or_default(),
+                })
+                .collect(),
+            workers: report
+                .workers
+                .iter()
+                .map(|w| WorkerRow {
+                    index: w.index,
+                    name: w.name.clone(),
+                    requests: count(w.requests),
+                    errors: count(w.errors),
+                    p95: w.p95_ms.map_or("-".to_string(), |ms| format!("{ms:.1} ms")),
+                    clock_offset: format!("{:+.1} ms", w.clock_offset_ms),
+                    start_lateness: format!("{:.1} ms", w.start_lateness_ms),
+                    status: w.status.to_string(),
+                    flag: w.flag.clone().unwrap_or_default(),
                 })
                 .collect(),
         }

@@ -210,6 +210,7 @@ fn step_profile(name: String, description: String, load: Load, base: Option<&Pro
         think_time: base.and_then(|p| p.think_time),
         request_timeout: base.map_or(DEFAULT_REQUEST_TIMEOUT, |p| p.request_timeout),
         worker: None,
+        aborts: Vec::new(),
     }
 }
 

@@ -13,8 +13,13 @@
 //!     - { duration: 30s, rate: 20 }
 //! think_time: { min: 1s, max: 3s }   # optional, closed model
 //! request_timeout: 10s               # optional
-//! thresholds: ["p95<500ms", "error_rate<5%"]   # optional
+//! thresholds:                                 # optional
+//!   - "p95<500ms"
+//!   - { threshold: "error_rate<5%", abort_on_fail: true, delay_abort_eval: 10s }
 //! ```
+//!
+//! A threshold with `abort_on_fail` stops a coordinated run (`run --workers N --on ...`) as soon
+//! as it fails on the merged data, but not before `delay_abort_eval` (default 0s) into the run.
 //!
 //! Values are checked while they are parsed (unknown fields, durations, non-negative rates,
 //! whole-second closed stages), so each error carries the line and field path the shared
@@ -26,7 +31,8 @@ use reports::Threshold;
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    DEFAULT_REQUEST_TIMEOUT, Load, Profile, ProfileError, RateStage, ThinkTime, UserStage,
+    AbortRule, DEFAULT_REQUEST_TIMEOUT, Load, Profile, ProfileError, RateStage, ThinkTime,
+    UserStage,
 };
 
 #[derive(Deserialize)]
@@ -39,7 +45,45 @@ struct ProfileFile {
     think_time: Option<ThinkTimeFile>,
     request_timeout: Option<PositiveDuration>,
     #[serde(default)]
-    thresholds: Vec<Threshold>,
+    thresholds: Vec<ThresholdEntry>,
+}
+
+/// A threshold as text, or as a map with abort settings.
+enum ThresholdEntry {
+    Plain(Threshold),
+    Rule(ThresholdRule),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdRule {
+    threshold: Threshold,
+    #[serde(default)]
+    abort_on_fail: bool,
+    delay_abort_eval: Option<config::Duration>,
+}
+
+impl<'de> Deserialize<'de> for ThresholdEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = ThresholdEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a threshold such as \"p95<500ms\", or { threshold, abort_on_fail, delay_abort_eval }")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ThresholdEntry, E> {
+                text.parse().map(ThresholdEntry::Plain).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ThresholdEntry, A::Error> {
+                ThresholdRule::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ThresholdEntry::Rule)
+            }
+        }
+        deserializer.deserialize_any(Entry)
+    }
 }
 
 #[derive(Deserialize)]
@@ -240,15 +284,83 @@ fn into_profile(
         }),
         None => None,
     };
+    let mut thresholds = Vec::new();
+    let mut aborts = Vec::new();
+    for entry in file.thresholds {
+        match entry {
+            ThresholdEntry::Plain(threshold) => thresholds.push(threshold),
+            ThresholdEntry::Rule(rule) => {
+                if rule.abort_on_fail {
+                    aborts.push(AbortRule {
+                        threshold: rule.threshold,
+                        delay: rule.delay_abort_eval.map_or(Duration::ZERO, |d| d.0),
+                    });
+                } else if rule.delay_abort_eval.is_some() {
+                    return Err(invalid(
+                        "thresholds",
+                        &format!(
+                            "`delay_abort_eval` without `abort_on_fail: true` on {}",
+                            rule.threshold
+                        ),
+                    ));
+                }
+                thresholds.push(rule.threshold);
+            }
+        }
+    }
     Ok(Profile {
         name: file.name.unwrap_or_else(|| default_name.to_string()),
         description: file.description,
         load,
-        thresholds: file.thresholds,
+        thresholds,
+        aborts,
         think_time,
         request_timeout: file
             .request_timeout
             .map_or(DEFAULT_REQUEST_TIMEOUT, |d| d.0),
         worker: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAGES: &str = "closed:\n  stages:\n    - { duration: 5s, users: 2 }\n";
+
+    #[test]
+    fn thresholds_may_abort_on_fail_after_a_delay() {
+        let text = format!(
+            "{STAGES}thresholds:\n  - \"p99<1000ms\"\n  - {{ threshold: \"p95<500ms\", abort_on_fail: true, delay_abort_eval: 10s }}\n  - {{ threshold: \"error_rate<5%\" }}\n"
+        );
+        let profile = parse(&text, "p.yaml", "p").unwrap();
+        let names: Vec<String> = profile.thresholds.iter().map(|t| t.to_string()).collect();
+        assert_eq!(names, ["p99<1000ms", "p95<500ms", "error_rate<5%"]);
+        assert_eq!(
+            profile.aborts,
+            [AbortRule {
+                threshold: "p95<500ms".parse().unwrap(),
+                delay: Duration::from_secs(10),
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_threshold_entries_name_the_line_and_the_problem() {
+        let delay_alone = format!(
+            "{STAGES}thresholds:\n  - {{ threshold: \"p95<500ms\", delay_abort_eval: 10s }}\n"
+        );
+        let error = parse(&delay_alone, "p.yaml", "p").unwrap_err().to_string();
+        assert!(error.contains("delay_abort_eval"), "{error}");
+
+        let unknown =
+            format!("{STAGES}thresholds:\n  - {{ threshold: \"p95<500ms\", abort: true }}\n");
+        let error = parse(&unknown, "p.yaml", "p").unwrap_err().to_string();
+        assert!(error.contains("p.yaml:5"), "{error}");
+        assert!(error.contains("abort"), "{error}");
+
+        let garbled = format!("{STAGES}thresholds:\n  - \"p95 under 500\"\n");
+        let error = parse(&garbled, "p.yaml", "p").unwrap_err().to_string();
+        assert!(error.contains("p.yaml:5"), "{error}");
+    }
 }

@@ -24,6 +24,16 @@ pub use builtin::builtin_names;
 pub use error::ProfileError;
 pub use reshape::Overrides;
 
+/// Parses a profile file's text as [`Profile::load_file`] would (`stem` names a profile without
+/// a `name`): what a fleet worker does with the text its coordinator sent.
+pub(crate) fn parse_file_text(
+    text: &str,
+    origin: &str,
+    stem: &str,
+) -> Result<Profile, ProfileError> {
+    file::parse(text, origin, stem)
+}
+
 /// Request timeout when a profile does not set one: long enough for a slow but healthy
 /// service, short enough that a hung one shows up as `timeout` errors within a run.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +53,17 @@ pub struct Profile {
     pub request_timeout: Duration,
     /// Set on one worker's share of the profile ([`Profile::share`]); `name` stays the whole's.
     pub worker: Option<WorkerShare>,
+    /// Thresholds that stop the run as soon as they fail (k6's `abort_on_fail`), judged
+    /// continuously by a fleet coordinator; each is also in `thresholds`.
+    pub aborts: Vec<AbortRule>,
+}
+
+/// A threshold that aborts the run when it fails, after `delay` from the start (k6's
+/// `abort_on_fail` with `delay_abort_eval`): early seconds with few requests do not decide.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AbortRule {
+    pub threshold: Threshold,
+    pub delay: Duration,
 }
 
 /// The load model and its stages.

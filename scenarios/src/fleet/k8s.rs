@@ -1,0 +1,275 @@
+//! `--on k8s`: the workers as one Kubernetes Indexed Job, created through the API (`kube`), one
+//! pod per share (`JOB_COMPLETION_INDEX` is the share index), each running
+//! `shakedown worker --coordinator URL`. CPU request equals its limit, so CPU throttling cannot
+//! skew the latencies a worker measures. While the run starts, the pods are watched and a pod
+//! that cannot start (image pull, unschedulable, bad config) ends the run with its reason; the
+//! Job is deleted at the end, whatever the end (done, aborted, Ctrl-C).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use tokio::task::JoinHandle;
+
+use super::error::FleetError;
+use super::launch::Launcher;
+
+/// The label every object of one run carries (Job, pods), so its pods are found by run.
+pub const RUN_LABEL: &str = "shakedown.dev/run-id";
+const NAME_LABEL: &str = "app.kubernetes.io/name";
+const APP: &str = "shakedown-load";
+/// How often the pods are looked at while the run starts.
+const POLL: Duration = Duration::from_secs(1);
+/// Waiting reasons of a container that will not start by itself.
+const STUCK: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+];
+
+/// Where and how the worker pods run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubeSpec {
+    pub namespace: String,
+    /// The shakedown image the workers run.
+    pub image: String,
+    /// CPU of each worker, request = limit (e.g. `1`, `500m`).
+    pub cpu: String,
+    /// Memory of each worker, request = limit (e.g. `512Mi`).
+    pub memory: String,
+}
+
+/// Workers as a Kubernetes Indexed Job.
+pub struct Kube {
+    client: kube::Client,
+    spec: KubeSpec,
+    job: Option<String>,
+    trouble: Arc<Mutex<Option<String>>>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+impl Kube {
+    /// With the cluster of the environment: `KUBECONFIG` (or `~/.kube/config`) and its current
+    /// context, or the pod's service account when the coordinator runs in the cluster.
+    pub async fn from_environment(spec: KubeSpec) -> Result<Self, FleetError> {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| FleetError::Kube(format!("no usable cluster configuration: {e}")))?;
+        Ok(Self::new(client, spec))
+    }
+
+    pub fn new(client: kube::Client, spec: KubeSpec) -> Self {
+        Self {
+            client,
+            spec,
+            job: None,
+            trouble: Arc::default(),
+            watcher: None,
+        }
+    }
+}
+
+/// The Job's name for run `run_id` (a UUID: 15 + 36 characters, within the 63 a label allows).
+pub fn job_name(run_id: &str) -> String {
+    format!("{APP}-{run_id}")
+}
+
+/// The Indexed Job of `workers` workers joining the coordinator at `url`.
+pub fn job(spec: &KubeSpec, url: &str, workers: u32, run_id: &str) -> Job {
+    let labels = BTreeMap::from([
+        (NAME_LABEL.to_string(), APP.to_string()),
+        (RUN_LABEL.to_string(), run_id.to_string()),
+    ]);
+    let resources = BTreeMap::from([
+        ("cpu".to_string(), Quantity(spec.cpu.clone())),
+        ("memory".to_string(), Quantity(spec.memory.clone())),
+    ]);
+    let workers = i32::try_from(workers).unwrap_or(i32::MAX);
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(run_id)),
+            namespace: Some(spec.namespace.clone()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(workers),
+            parallelism: Some(workers),
+            // A restarted worker would replay its share: the coordinator reports it missing.
+            backoff_limit: Some(0),
+            ttl_seconds_after_finished: Some(3600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    containers: vec![Container {
+                        name: "worker".into(),
+                        image: Some(spec.image.clone()),
+                        args: Some(
+                            ["worker", "--quiet", "--coordinator", url]
+                                .map(String::from)
+                                .to_vec(),
+                        ),
+                        env: Some(vec![
+                            EnvVar {
+                                name: "JOB_COMPLETION_INDEX".into(),
+                                value_from: Some(EnvVarSource {
+                                    field_ref: Some(ObjectFieldSelector {
+                                        field_path: "metadata.annotations['batch.kubernetes.io/job-completion-index']".into(),
+                                        ..Default::default()
+                                    }),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            },
+                            EnvVar {
+                                name: "RUST_LOG".into(),
+                                value: Some("info".into()),
+                                ..Default::default()
+                            },
+                        ]),
+                        resources: Some(ResourceRequirements {
+                            requests: Some(resources.clone()),
+                            limits: Some(resources),
+                            ..Default::default()
+                        }),
+                        security_context: Some(SecurityContext {
+                            run_as_non_root: Some(true),
+                            read_only_root_filesystem: Some(true),
+                            allow_privilege_escalation: Some(false),
+                            capabilities: Some(Capabilities {
+                                drop: Some(vec!["ALL".into()]),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Why `pod` will not run by itself, if it will not.
+pub fn stuck(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    let status = pod.status.as_ref()?;
+    for container in status.container_statuses.iter().flatten() {
+        let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
+        if let Some(waiting) = waiting
+            && let Some(reason) = waiting.reason.as_deref()
+            && STUCK.contains(&reason)
+        {
+            return Some(format!(
+                "pod {name} cannot start: {reason}{}",
+                waiting
+                    .message
+                    .as_deref()
+                    .map_or(String::new(), |m| format!(" ({m})"))
+            ));
+        }
+    }
+    for condition in status.conditions.iter().flatten() {
+        if condition.type_ == "PodScheduled"
+            && condition.status == "False"
+            && condition.reason.as_deref() == Some("Unschedulable")
+        {
+            return Some(format!(
+                "pod {name} cannot be scheduled: Unschedulable{}",
+                condition
+                    .message
+                    .as_deref()
+                    .map_or(String::new(), |m| format!(" ({m})"))
+            ));
+        }
+    }
+    (status.phase.as_deref() == Some("Failed")).then(|| format!("pod {name} failed"))
+}
+
+impl Launcher for Kube {
+    async fn launch(&mut self, url: &str, workers: u32, run_id: &str) -> Result<(), FleetError> {
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.spec.namespace);
+        let job = job(&self.spec, url, workers, run_id);
+        let name = job_name(run_id);
+        jobs.create(&PostParams::default(), &job)
+            .await
+            .map_err(|e| {
+                FleetError::Kube(format!(
+                    "creating Job {name} in namespace {}: {e}",
+                    self.spec.namespace
+                ))
+            })?;
+        self.job = Some(name);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.spec.namespace);
+        let selector = format!("{RUN_LABEL}={run_id}");
+        let trouble = self.trouble.clone();
+        self.watcher = Some(tokio::spawn(async move {
+            loop {
+                match pods.list(&ListParams::default().labels(&selector)).await {
+                    Ok(list) => {
+                        if let Some(reason) = list.items.iter().find_map(stuck) {
+                            *trouble.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                            return;
+                        }
+                    }
+                    Err(error) => tracing::warn!("listing the worker pods: {error}"),
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }));
+        Ok(())
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        self.trouble
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn finish(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+        let Some(name) = self.job.take() else {
+            return;
+        };
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.spec.namespace);
+        // Background propagation: the Job's pods go with it.
+        if let Err(error) = jobs.delete(&name, &DeleteParams::background()).await {
+            eprintln!("warning: could not delete Job {name}: {error}; delete it with kubectl");
+        }
+    }
+}
