@@ -133,6 +133,18 @@ fn usage_mistakes_exit_2() {
             "--target",
             "http://127.0.0.1:9",
         ],
+        &[
+            "--target",
+            "http://127.0.0.1:9",
+            "--workers",
+            "2",
+            "--on",
+            "local",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--out",
+            out,
+        ],
     ] {
         let output = run(args);
         assert_eq!(code(&output), 2, "{args:?}: {}", stderr(&output));
