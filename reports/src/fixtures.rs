@@ -214,6 +214,43 @@ pub fn sample_report() -> Report {
             unmatched: vec!["browse".into()],
         }),
         workers: Vec::new(),
+        provenance: crate::Provenance {
+            shakedown: Some(crate::provenance::Build {
+                version: "0.1.0".into(),
+                commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                dirty: false,
+                profile: "release".into(),
+            }),
+            command_line: Some("shakedown run checkout --profile 'my profile.yaml'".into()),
+            target: Some("http://127.0.0.1:8080".into()),
+            started_at: Some(started_at),
+            ended_at: Some(started_at + chrono::Duration::seconds(10)),
+            host: Some(crate::provenance::Host {
+                name: "ci-runner-7".into(),
+                os: "Debian GNU/Linux 13 (trixie)".into(),
+                kernel: Some("6.12.0".into()),
+                arch: "x86_64".into(),
+                cpus: 2,
+            }),
+            files: vec![crate::provenance::InputFile {
+                role: "profile".into(),
+                path: "my profile.yaml".into(),
+                sha256: Some(
+                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into(),
+                ),
+                bytes: Some(3),
+            }],
+            queries: vec!["histogram_quantile(0.95, …)".into()],
+            generator: Some(crate::provenance::GeneratorHealth::judge(
+                Some(crate::provenance::CpuUsage {
+                    process_cpu_s: 19.0,
+                    wall_s: 10.0,
+                    cores: 2,
+                    host_busy: Some(0.97),
+                }),
+                None,
+            )),
+        },
     };
     report.recompute_verdict();
     report

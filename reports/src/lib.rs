@@ -17,6 +17,7 @@ mod fleet;
 mod histogram;
 pub mod merge;
 mod model;
+pub mod provenance;
 pub mod render;
 pub mod significance;
 mod store;
@@ -35,6 +36,7 @@ pub use model::{
     SlicePercentiles, SloStatus, SloVerdict, StageSummary, StatusClassStats, TimeSlice, Totals,
     TransactionStats, Verdict, WorkerShare, error_samples_from,
 };
+pub use provenance::{GeneratorHealth, Provenance};
 pub use render::{Renderer, all_renderers};
 pub use store::{LATEST, LoadError, mark_latest, write_all};
 pub use threshold::{

@@ -152,6 +152,16 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         // Server-side figures are asked of Prometheus for one window; the merged run's is
         // asked anew by whoever merges live (percentiles of parts do not add up).
         server_side: None,
+        // Who merged, from which files, is stamped by the command that merges; what is known
+        // here is whether any part's generator could not keep up.
+        provenance: crate::Provenance {
+            generator: crate::GeneratorHealth::worst_of(
+                reports
+                    .iter()
+                    .filter_map(|r| Some((r.run_id.as_str(), r.provenance.generator.as_ref()?))),
+            ),
+            ..Default::default()
+        },
         workers: Vec::new(),
     };
 
@@ -1039,6 +1049,41 @@ mod tests {
         ));
         let merged = merge(&[old("x", 1), old("y", 2)]).unwrap();
         assert_eq!(merged.profile.name, "smoke");
+    }
+
+    /// A merged run is degraded when one of its parts was, and says which part; who merged
+    /// (command, files) is the merging command's to stamp.
+    #[test]
+    fn a_degraded_part_degrades_the_merged_run() {
+        let share = |run_id: &str, index: u32, cpu_s: f64| {
+            let mut r = sample_report();
+            r.run_id = run_id.into();
+            r.profile.worker = Some(WorkerShare { index, workers: 2 });
+            r.provenance = crate::Provenance {
+                command_line: Some(format!("shakedown run --worker-index {index}")),
+                generator: Some(crate::GeneratorHealth::judge(
+                    Some(crate::provenance::CpuUsage {
+                        process_cpu_s: cpu_s,
+                        wall_s: 10.0,
+                        cores: 2,
+                        host_busy: None,
+                    }),
+                    None,
+                )),
+                ..Default::default()
+            };
+            r
+        };
+        let merged = merge(&[share("w0", 0, 2.0), share("w1", 1, 19.5)]).unwrap();
+        let generator = merged.provenance.generator.as_ref().unwrap();
+        assert!(generator.degraded);
+        assert_eq!(generator.cpu_cores_used, Some(1.95));
+        assert_eq!(generator.why.len(), 1);
+        assert!(generator.why[0].starts_with("w1: "), "{:?}", generator.why);
+        assert_eq!(merged.provenance.command_line, None);
+
+        let calm = merge(&[share("w0", 0, 2.0), share("w1", 1, 3.0)]).unwrap();
+        assert!(!calm.provenance.generator.unwrap().degraded);
     }
 
     #[test]

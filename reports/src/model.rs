@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fleet::WorkerBreakdown;
 use crate::histogram::LatencyHistogram;
+use crate::provenance::Provenance;
 use crate::threshold::ThresholdResult;
 
 /// The version of the JSON layout written by this crate.
@@ -74,6 +75,10 @@ pub struct Report {
     /// Prometheus was there to ask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_side: Option<ServerSide>,
+    /// What produced the report: build, command line, host, input digests, queries, and how the
+    /// load generator fared (see [`crate::provenance`]).
+    #[serde(default, skip_serializing_if = "Provenance::is_empty")]
+    pub provenance: Provenance,
 }
 
 /// Client against server latency per route over the run's window.

@@ -99,6 +99,7 @@ pub fn assemble(facts: RunFacts<'_>, measurements: Measurements) -> Report {
         slos: Vec::new(),
         journal: Vec::new(),
         server_side: None,
+        provenance: Default::default(),
         workers: Vec::new(),
     };
     report.recompute_verdict();

@@ -25,6 +25,7 @@ mod error;
 mod file;
 pub mod fleet;
 mod goose_plan;
+mod health;
 pub mod import;
 pub mod live;
 mod pacing;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use reports::{ArrivalStats, Report, Threshold, default_thresholds};
+use reports::{ArrivalStats, GeneratorHealth, Report, Threshold, default_thresholds};
 use tokio_util::sync::CancellationToken;
 
 use crate::assemble::{RunFacts, assemble};
@@ -205,6 +205,7 @@ async fn run_load(
     let stop = Arc::new(StopReason::default());
     let started_at = Utc::now();
     let started = Instant::now();
+    let cpu = crate::health::CpuProbe::start();
     if let Some(tap) = tap {
         tap(LoadStarted {
             run_id: run_id.to_string(),
@@ -230,6 +231,7 @@ async fn run_load(
         Err(error) => Err(error),
     };
     let actual_duration = started.elapsed();
+    let cpu = cpu.finish(actual_duration.as_secs_f64());
     // Goose has dropped its users: live observers see the run end with zero.
     if let Some(live) = &spec.live {
         live.active_users(recorder.live().active_users);
@@ -254,7 +256,7 @@ async fn run_load(
         started_iterations: pacer.started(),
         max_lateness_ms: measurements.max_lateness.as_secs_f64() * 1000.0,
     });
-    let report = assemble(
+    let mut report = assemble(
         RunFacts {
             run_id: run_id.to_string(),
             scenario: scenario.name(),
@@ -269,6 +271,7 @@ async fn run_load(
         },
         measurements,
     );
+    report.provenance.generator = Some(GeneratorHealth::judge(cpu, open_model(arrivals)));
     match outcome {
         Ok(()) => Ok(report),
         Err(error) => Err(RunError::LoadGenerator {
@@ -276,6 +279,17 @@ async fn run_load(
             report: Box::new(report),
         }),
     }
+}
+
+/// An open-model run's schedule keeping, as [`GeneratorHealth::judge`] reads it.
+pub(crate) fn open_model(arrivals: Option<ArrivalStats>) -> Option<(u64, u64, f64)> {
+    arrivals.map(|a| {
+        (
+            a.scheduled_iterations,
+            a.started_iterations,
+            a.max_lateness_ms,
+        )
+    })
 }
 
 /// The caller's thresholds, else the profile's, else the defaults.

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use reports::{GeneratorHealth, Provenance};
 use scenarios::Profile;
 use scenarios::capacity::{CapacityPlan, CapacityResult, Plan, RatePlan, Step, Steps, Stop};
 use shop::stack::Stack;
 
 use super::gate::{SloArgs, SloGate};
 use super::live::{Live, LiveArgs};
+use super::provenance::Inputs;
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
@@ -80,6 +82,11 @@ pub struct CapacityArgs {
 }
 
 pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
+    let inputs = Inputs::default()
+        .with("scenario", Some(args.scenario.as_str()))
+        .with("profile", args.profile.as_deref())
+        .with("slo", args.slo.slo.as_deref().and_then(|p| p.to_str()));
+    let started_at = chrono::Utc::now();
     let plan = plan(&args)?;
     let base = args
         .profile
@@ -123,6 +130,8 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         services,
         quiet,
         live: Live::sink(&live),
+        inputs: &inputs,
+        queries: Vec::new(),
     };
     let searched = scenarios::capacity::search(
         &plan,
@@ -134,10 +143,24 @@ pub async fn run(args: CapacityArgs, quiet: bool, shutdown: &Shutdown) -> Result
         &mut steps,
     )
     .await;
+    let queries = std::mem::take(&mut steps.queries);
+    drop(steps);
     Live::finish(live, shutdown).await;
     super::run::stop(stack).await;
-    let searched = searched?;
+    let mut searched = searched?;
 
+    let result = &mut searched.result;
+    let health = steps_health(&result.steps);
+    result.provenance = Provenance {
+        target: Some(result.target.clone()),
+        started_at: Some(started_at),
+        ended_at: Some(chrono::Utc::now()),
+        generator: GeneratorHealth::worst_of(health.iter().map(|(n, h)| (n.as_str(), h))),
+        ..inputs.provenance()
+    };
+    result
+        .provenance
+        .add_queries(queries.iter().map(String::as_str));
     write_summary(&dir, &searched.result)?;
     print!("{}", searched.result.markdown());
     println!("summary: {}", dir.join("capacity.md").display());
@@ -191,6 +214,24 @@ struct CliSteps<'a> {
     services: Option<ServiceFigures>,
     quiet: bool,
     live: Option<std::sync::Arc<dyn scenarios::live::LiveSink>>,
+    inputs: &'a Inputs,
+    /// Every per-service query asked, for the summary's provenance.
+    queries: Vec<String>,
+}
+
+/// Each step's generator health, named by its load, for the summary's worst-of.
+fn steps_health(steps: &[scenarios::capacity::StepResult]) -> Vec<(String, GeneratorHealth)> {
+    steps
+        .iter()
+        .map(|s| {
+            let health = GeneratorHealth {
+                degraded: !s.generator_degraded.is_empty(),
+                why: s.generator_degraded.clone(),
+                ..GeneratorHealth::default()
+            };
+            (format!("step at {}", s.load), health)
+        })
+        .collect()
 }
 
 impl Steps for CliSteps<'_> {
@@ -211,7 +252,9 @@ impl Steps for CliSteps<'_> {
     }
 
     fn keep(&mut self, step: &Step, report: &reports::Report) -> Result<()> {
-        write_step(self.dir, &step.label, report)
+        let mut report = report.clone();
+        self.inputs.stamp(&mut report);
+        write_step(self.dir, &step.label, &report)
     }
 
     fn say(&mut self, line: String) {
@@ -233,7 +276,13 @@ impl Steps for CliSteps<'_> {
         let Some(services) = &self.services else {
             return Ok(Vec::new());
         };
-        services.of_step(report, ramp).await
+        let (figures, queries) = services.of_step(report, ramp).await?;
+        for query in queries {
+            if !self.queries.contains(&query) {
+                self.queries.push(query);
+            }
+        }
+        Ok(figures)
     }
 
     fn service_cpu_limit(&self) -> Option<f64> {
@@ -300,7 +349,7 @@ impl ServiceFigures {
         &self,
         report: &reports::Report,
         ramp: Duration,
-    ) -> std::result::Result<Vec<scenarios::capacity::ServiceFigures>, String> {
+    ) -> std::result::Result<(Vec<scenarios::capacity::ServiceFigures>, Vec<String>), String> {
         let from = report.started_at + chrono::Duration::from_std(ramp).unwrap_or_default();
         let to = report.ended_at.max(from + chrono::Duration::seconds(1));
         let scraped = to + chrono::Duration::from_std(super::gate::LAST_SCRAPE).unwrap_or_default();
@@ -312,7 +361,7 @@ impl ServiceFigures {
             .breakdown(&self.label, from, to)
             .await
             .map_err(|e| format!("Prometheus {}: {e}", self.prometheus.url()))?;
-        Ok(breakdown
+        let figures = breakdown
             .groups
             .into_iter()
             .map(|g| scenarios::capacity::ServiceFigures {
@@ -324,7 +373,8 @@ impl ServiceFigures {
                 error_ratio: g.error_ratio,
                 cpu_cores: g.cpu_cores,
             })
-            .collect())
+            .collect();
+        Ok((figures, breakdown.queries))
     }
 }
 
@@ -350,7 +400,9 @@ fn write_summary(dir: &Path, result: &CapacityResult) -> Result<()> {
         serde_json::to_string_pretty(result)?,
     )
     .with_context(|| format!("writing {}", dir.join("capacity.json").display()))?;
-    std::fs::write(dir.join("capacity.md"), result.markdown())
+    let provenance = reports::render::provenance_markdown(&result.provenance)
+        .context("rendering the provenance block")?;
+    std::fs::write(dir.join("capacity.md"), result.markdown() + &provenance)
         .with_context(|| format!("writing {}", dir.join("capacity.md").display()))?;
     let page = scenarios::capacity::render::html(result)?;
     std::fs::write(dir.join("capacity.html"), page)

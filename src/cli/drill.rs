@@ -16,6 +16,7 @@ use shop::stack::Stack;
 
 use super::chaos::SourceArgs;
 use super::live::{Live, LiveArgs};
+use super::provenance::Inputs;
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
 use super::{Exit, exit};
@@ -64,6 +65,16 @@ pub struct DrillArgs {
 
 pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     let experiment = super::chaos::load(&args.experiment)?;
+    let slo_file = experiment
+        .steady_state
+        .as_ref()
+        .map(|steady| steady.origin.as_str())
+        .filter(|origin| *origin != "inline");
+    let inputs = Inputs::default()
+        .with("experiment", args.experiment.to_str())
+        .with("slo", slo_file)
+        .with("scenario", Some(args.scenario.as_str()))
+        .with("profile", Some(args.profile.as_str()));
     if args.dry_run {
         return super::chaos::dry_run(&experiment, &args.stack);
     }
@@ -93,7 +104,7 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
     let drilled = drill(&args, &experiment, load, stack.as_ref(), quiet, shutdown).await;
     Live::finish(live, shutdown).await;
     super::run::stop(stack).await;
-    let outcome = drilled.map_err(exit::classified)?;
+    let mut outcome = drilled.map_err(exit::classified)?;
 
     super::chaos::print_outcome(&outcome.experiment);
     match &outcome.accounting {
@@ -102,6 +113,7 @@ pub async fn run(args: DrillArgs, quiet: bool, shutdown: &Shutdown) -> Result<Ex
         None => {}
     }
     let dir = args.out.join(&outcome.report.run_id);
+    inputs.stamp(&mut outcome.report);
     super::run::write(&dir, &outcome.report, quiet)?;
     if let Some(error) = &outcome.load_failure {
         eprintln!("error: {error}");

@@ -143,6 +143,7 @@ pub async fn coordinate(args: &RunArgs, on: On, quiet: bool, shutdown: &Shutdown
         }
     }
     let dir = args.out.join(&report.run_id);
+    super::run::inputs(args).stamp(&mut report);
     write(&dir, &report, quiet)?;
     Ok(slo_exit.unwrap_or(report.verdict.into()))
 }

@@ -11,6 +11,7 @@ mod fleet;
 mod gate;
 mod import;
 mod live;
+mod provenance;
 mod report;
 mod run;
 mod scenario;

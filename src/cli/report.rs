@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use reports::{Renderer as _, Report, diff, render::MarkdownRenderer};
 
+use super::provenance::Inputs;
 use super::{Exit, exit};
 
 #[derive(Args, Debug)]
@@ -99,7 +100,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
         ReportCommand::Merge { out, reports } => {
             refuse_same_file_twice(&reports)?;
             let loaded = reports.iter().map(load).collect::<Result<Vec<_>>>()?;
-            let merged = reports::merge(&loaded).map_err(|e| {
+            let mut merged = reports::merge(&loaded).map_err(|e| {
                 let files = [e.index(), e.other_index()]
                     .into_iter()
                     .flatten()
@@ -111,6 +112,12 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
                     [file, other, ..] => exit::usage(format!("{file} (against {other}): {e}")),
                 }
             })?;
+            reports
+                .iter()
+                .fold(Inputs::default(), |inputs, path| {
+                    inputs.with("report", path.to_str())
+                })
+                .stamp(&mut merged);
             super::run::write(&out, &merged, false)?;
             Ok(merged.verdict.into())
         }

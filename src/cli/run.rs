@@ -18,6 +18,7 @@ use super::adhoc::{self, UrlArgs};
 use super::exit::{self, Classify, Exit};
 use super::gate::{SloArgs, SloGate};
 use super::live::{Live, LiveArgs};
+use super::provenance::Inputs;
 use super::server_side::ServerSideArgs;
 use super::shutdown::Shutdown;
 use super::up::StackArgs;
@@ -88,6 +89,7 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
         }
         return super::fleet::coordinate(&args, on, quiet, shutdown).await;
     }
+    let inputs = inputs(&args);
     let adhoc = adhoc::prepare(&args.url, args.users, args.rate, args.duration)?;
     let profile = match &adhoc {
         Some(adhoc) => adhoc.profile.clone(),
@@ -166,12 +168,22 @@ pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit
     stop(stack).await;
 
     let dir = args.out.join(&report.run_id);
+    inputs.stamp(&mut report);
     write(&dir, &report, quiet)?;
     if let Some((exit, message)) = failure {
         eprintln!("error: {message}");
         return Ok(exit);
     }
     Ok(slo_exit.unwrap_or(report.verdict.into()))
+}
+
+/// The files a run reads: its scenario (unless `--url` replaces it), profile and SLO file.
+pub(super) fn inputs(args: &RunArgs) -> Inputs {
+    let scenario = args.url.url.is_none().then_some(args.scenario.as_str());
+    Inputs::default()
+        .with("scenario", scenario)
+        .with("profile", Some(profile_and_scale(args).0))
+        .with("slo", args.slo.slo.as_deref().and_then(|p| p.to_str()))
 }
 
 /// Refuses an unknown scenario or a malformed target before anything starts (exit 2); returns

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use reports::Report;
+use reports::{Provenance, Report};
 
+use super::provenance::Inputs;
 use super::{Exit, exit};
 
 #[derive(Args, Debug)]
@@ -128,6 +129,9 @@ fn rules(args: RulesArgs, quiet: bool) -> Result<Exit> {
 }
 
 async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
+    let inputs = Inputs::default()
+        .with("slo", args.slo.to_str())
+        .with("report", args.run.as_deref().and_then(|p| p.to_str()));
     let set = ::slo::load(&args.slo).map_err(exit::classified)?;
     let report = args
         .run
@@ -151,6 +155,15 @@ async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
         "--prometheus",
         "--prometheus-url",
     );
+    // The judged run's generator health travels with its verdicts: a gate over a run whose
+    // generator could not keep up says so.
+    let mut provenance = Provenance {
+        target: prometheus.clone(),
+        generator: report
+            .as_ref()
+            .and_then(|(run, _)| run.provenance.generator.clone()),
+        ..inputs.provenance()
+    };
     let config = ::slo::SourcesConfig {
         prometheus,
         kafka: args.kafka,
@@ -159,8 +172,16 @@ async fn check(args: CheckArgs, quiet: bool) -> Result<Exit> {
     };
     let outcome = evaluate(&set, window, &config, quiet).await?;
     print!("{}", ::slo::render::table(&outcome, args.allow_unknown));
+    provenance.started_at = Some(outcome.from);
+    provenance.ended_at = Some(outcome.to);
+    provenance.add_queries(
+        outcome
+            .results
+            .iter()
+            .filter_map(|c| c.verdict.query.as_deref()),
+    );
     if let Some(dir) = &args.out {
-        let written = ::slo::render::write_all(dir, &outcome, args.allow_unknown)
+        let written = ::slo::render::write_all(dir, &outcome, args.allow_unknown, &provenance)
             .with_context(|| format!("writing the verdicts to {}", dir.display()))?;
         if !quiet {
             for path in written {

@@ -6,6 +6,7 @@
 use minijinja::{Value, context};
 
 use super::Renderer;
+use super::provenance::ProvenanceView;
 use super::view::ReportView;
 use crate::charts;
 use crate::error::RenderError;
@@ -26,11 +27,13 @@ impl Renderer for HtmlRenderer {
         let mut env = super::template_environment();
         // The `.html` name turns on HTML auto-escaping for every value from the report.
         env.add_template("report.html", TEMPLATE)?;
+        super::provenance::add_templates(&mut env)?;
         let view = ReportView::new(report);
         // The SVG comes from plotters, which escapes the text it draws; mark it safe so the
         // template does not escape the markup itself.
         let html = env.get_template("report.html")?.render(context! {
             r => view,
+            p => ProvenanceView::new(&report.provenance),
             latency_chart => Value::from_safe_string(charts.latency),
             throughput_chart => Value::from_safe_string(charts.throughput),
             errors_chart => Value::from_safe_string(charts.errors),

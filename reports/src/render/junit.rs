@@ -16,11 +16,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
-use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{
+    NonSuccessKind, Property, Report as JunitReport, TestCase, TestCaseStatus, TestSuite,
+};
 
 use super::Renderer;
 use crate::error::RenderError;
 use crate::model::{Report, SloStatus, SloVerdict, Verdict};
+use crate::provenance::Provenance;
 
 /// JUnit XML (`junit.xml`).
 pub struct JunitRenderer;
@@ -37,6 +40,7 @@ impl Renderer for JunitRenderer {
 
         let mut thresholds = TestSuite::new("thresholds");
         thresholds.set_timestamp(timestamp).set_time(duration);
+        stamp(&mut thresholds, &report.provenance);
         if report.partial {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
             status.set_message(format!(
@@ -92,6 +96,75 @@ impl Renderer for JunitRenderer {
             .add_test_suite(slos);
         Ok(junit.to_string()?)
     }
+}
+
+/// Puts provenance on a suite: one property per fact (CI systems show suite properties next to
+/// the results), the host as the suite's `hostname`, and a degraded generator in `system-err`
+/// (it does not change the verdict, so it is not a failing case).
+pub fn stamp(suite: &mut TestSuite, p: &Provenance) {
+    let mut properties: Vec<(String, String)> = Vec::new();
+    if let Some(build) = &p.shakedown {
+        properties.push(("shakedown.version".into(), build.version.clone()));
+        if let Some(commit) = &build.commit {
+            properties.push(("shakedown.commit".into(), commit.clone()));
+        }
+        properties.push(("shakedown.dirty".into(), build.dirty.to_string()));
+        properties.push(("shakedown.build".into(), build.profile.clone()));
+    }
+    for (name, value) in [("command_line", &p.command_line), ("target", &p.target)] {
+        if let Some(value) = value {
+            properties.push((name.into(), value.clone()));
+        }
+    }
+    for (name, at) in [("started_at", p.started_at), ("ended_at", p.ended_at)] {
+        if let Some(at) = at {
+            properties.push((name.into(), at.to_rfc3339()));
+        }
+    }
+    if let Some(host) = &p.host {
+        suite
+            .extra
+            .insert("hostname".into(), host.name.clone().into());
+        properties.push(("host.name".into(), host.name.clone()));
+        properties.push(("host.os".into(), host.os.clone()));
+        if let Some(kernel) = &host.kernel {
+            properties.push(("host.kernel".into(), kernel.clone()));
+        }
+        properties.push(("host.arch".into(), host.arch.clone()));
+        properties.push(("host.cpus".into(), host.cpus.to_string()));
+    }
+    for file in &p.files {
+        let digest = file
+            .sha256
+            .as_ref()
+            .map_or("built-in".to_string(), |hex| format!("sha256:{hex}"));
+        properties.push((
+            format!("file.{}", file.role),
+            format!("{} {digest}", file.path),
+        ));
+    }
+    for (index, query) in p.queries.iter().enumerate() {
+        properties.push((format!("promql.{index}"), query.clone()));
+    }
+    if let Some(g) = &p.generator {
+        for (name, value) in [
+            ("generator.cpu_cores_used", g.cpu_cores_used),
+            ("generator.host_cpu_busy", g.host_cpu_busy),
+            ("generator.max_lateness_ms", g.max_lateness_ms),
+        ] {
+            if let Some(value) = value {
+                properties.push((name.into(), value.to_string()));
+            }
+        }
+        if let Some(cores) = g.cores {
+            properties.push(("generator.cores".into(), cores.to_string()));
+        }
+        properties.push(("generator.degraded".into(), g.degraded.to_string()));
+        if g.degraded {
+            suite.set_system_err(format!("degraded generator: {}", g.why.join("; ")));
+        }
+    }
+    suite.add_properties(properties.into_iter().map(|(n, v)| Property::new(n, v)));
 }
 
 /// The suite `slos`: one test case per verdict (see the module doc for the rule).
@@ -157,8 +230,10 @@ pub fn slo_junit(
     timestamp: DateTime<FixedOffset>,
     verdicts: &[SloVerdict],
     partial_run: Option<&str>,
+    provenance: &Provenance,
 ) -> String {
     let mut suite = slo_suite(verdicts, classname, timestamp, Duration::ZERO);
+    stamp(&mut suite, provenance);
     if let Some(why) = partial_run {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
         status

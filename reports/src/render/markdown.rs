@@ -6,6 +6,7 @@
 use minijinja::context;
 
 use super::Renderer;
+use super::provenance::ProvenanceView;
 use super::view::ReportView;
 use crate::error::RenderError;
 use crate::model::Report;
@@ -24,15 +25,17 @@ impl Renderer for MarkdownRenderer {
         let mut env = super::template_environment();
         env.add_filter("cell", table_cell);
         env.add_template("report.md", TEMPLATE)?;
+        super::provenance::add_templates(&mut env)?;
         let view = ReportView::new(report);
+        let provenance = ProvenanceView::new(&report.provenance);
         Ok(env
             .get_template("report.md")?
-            .render(context! { r => view })?)
+            .render(context! { r => view, p => provenance })?)
     }
 }
 
 /// Makes free text safe inside a Markdown table cell: pipes would start a new column and
 /// newlines would end the row.
-fn table_cell(text: String) -> String {
+pub(super) fn table_cell(text: String) -> String {
     text.replace('|', "\\|").replace(['\r', '\n'], " ")
 }

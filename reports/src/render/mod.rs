@@ -7,12 +7,14 @@ mod html;
 mod json;
 mod junit;
 mod markdown;
+mod provenance;
 mod view;
 
 pub use html::HtmlRenderer;
 pub use json::JsonRenderer;
 pub use junit::{JunitRenderer, slo_junit, slo_suite};
 pub use markdown::MarkdownRenderer;
+pub use provenance::{provenance_html, provenance_markdown};
 pub use view::duration_text;
 
 use crate::error::RenderError;

@@ -139,6 +139,7 @@ fn junit_fails_failed_slos_and_skips_unknowns_that_did_not_gate() {
         report.started_at.fixed_offset(),
         &report.slos,
         Some("target down"),
+        &report.provenance,
     );
     assert_eq!(
         alone.matches("<failure").count(),
@@ -146,4 +147,109 @@ fn junit_fails_failed_slos_and_skips_unknowns_that_did_not_gate() {
         "and the partial run: {alone}"
     );
     assert!(alone.contains("partial run: target down"), "{alone}");
+}
+
+/// The fixture's generator used 1.9 of 2 cores: every format says degraded, and why, next to
+/// the verdict; the provenance block carries build, command, host, files and queries.
+#[test]
+fn every_format_carries_provenance_and_the_degraded_mark() {
+    let report = sample_report();
+    assert!(report.provenance.generator.as_ref().unwrap().degraded);
+    assert_eq!(
+        report.verdict,
+        Verdict::Pass,
+        "degraded does not change the verdict"
+    );
+
+    let value: serde_json::Value =
+        serde_json::from_str(&JsonRenderer.render(&report).unwrap()).unwrap();
+    let p = &value["provenance"];
+    assert_eq!(
+        p["shakedown"]["commit"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert_eq!(p["host"]["cpus"], 2);
+    assert_eq!(p["files"][0]["role"], "profile");
+    assert_eq!(p["generator"]["degraded"], true);
+    assert!(
+        p["generator"]["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("1.90 of its 2 cores")
+    );
+
+    let md = MarkdownRenderer.render(&report).unwrap();
+    let banner = md.find("**Degraded generator**").expect("banner");
+    assert!(
+        banner < md.find("### Thresholds").unwrap(),
+        "near the verdict: {md}"
+    );
+    assert!(md.contains("### Provenance"), "{md}");
+    assert!(md.contains("| Build | shakedown 0.1.0 (commit 0123456789abcdef0123456789abcdef01234567, release build) |"), "{md}");
+    assert!(
+        md.contains("| Command | `shakedown run checkout --profile 'my profile.yaml'` |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| Host | ci-runner-7 — Debian GNU/Linux 13 (trixie), kernel 6.12.0, x86_64, 2 CPUs |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| profile file | `my profile.yaml` sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad (3 bytes) |"), "{md}");
+    assert!(
+        md.contains("CPU 1.90 of 2 cores (19.0 s) · machine CPUs 97 % busy · DEGRADED"),
+        "{md}"
+    );
+    assert!(
+        md.contains("```promql\nhistogram_quantile(0.95, …)\n```"),
+        "{md}"
+    );
+
+    let html = HtmlRenderer.render(&report).unwrap();
+    assert!(html.contains("<b>Degraded generator</b>"), "{html}");
+    assert!(html.contains("<h2>Provenance</h2>"));
+    assert!(
+        html.contains("<code>shakedown run checkout --profile &#x27;my profile.yaml&#x27;</code>"),
+        "escaped: {html}"
+    );
+
+    let xml = JunitRenderer.render(&report).unwrap();
+    for property in [
+        "name=\"shakedown.commit\" value=\"0123456789abcdef0123456789abcdef01234567\"",
+        "name=\"host.cpus\" value=\"2\"",
+        "name=\"file.profile\" value=\"my profile.yaml sha256:ba7816bf",
+        "name=\"promql.0\"",
+        "name=\"generator.degraded\" value=\"true\"",
+    ] {
+        assert!(xml.contains(property), "{property}: {xml}");
+    }
+    assert!(xml.contains("hostname=\"ci-runner-7\""), "{xml}");
+    assert!(
+        xml.contains("<system-err>degraded generator: the shakedown process"),
+        "{xml}"
+    );
+    assert_eq!(
+        xml.matches("<failure").count(),
+        0,
+        "not a failing case: {xml}"
+    );
+}
+
+/// A report written before provenance existed loads, and renders without the block.
+#[test]
+fn a_report_without_provenance_renders_without_the_block() {
+    let mut report = sample_report();
+    report.provenance = crate::Provenance::default();
+    let text = JsonRenderer.render(&report).unwrap();
+    assert!(!text.contains("provenance"));
+    let back: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.provenance, crate::Provenance::default());
+    let md = MarkdownRenderer.render(&report).unwrap();
+    assert!(
+        !md.contains("Provenance") && !md.contains("Degraded"),
+        "{md}"
+    );
+    let html = HtmlRenderer.render(&report).unwrap();
+    assert!(!html.contains("<h2>Provenance</h2>"));
 }

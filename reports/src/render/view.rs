@@ -42,6 +42,8 @@ pub struct ReportView {
     pub status_classes: Vec<StatusClassRow>,
     pub journal: Vec<JournalRow>,
     pub workers: Vec<WorkerRow>,
+    /// Why the load generator could not keep up; empty when it did (or is unknown).
+    pub degraded: Vec<String>,
 }
 
 /// One worker of a coordinated run.
@@ -272,6 +274,7 @@ impl ReportView {
                 })
                 .collect(),
             server_side: report.server_side.as_ref().map(ServerSideView::new),
+            degraded: report.provenance.degraded_because().to_vec(),
             transactions: report
                 .transactions
                 .iter()
@@ -365,7 +368,7 @@ impl LatencyRow {
 }
 
 /// RFC 3339 to the second, in UTC: what people read; the JSON keeps full precision.
-fn timestamp(at: DateTime<Utc>) -> String {
+pub(super) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

@@ -377,6 +377,10 @@ pub struct StepResult {
     pub passed: bool,
     /// Why the step failed; empty when it passed.
     pub failure_reasons: Vec<String>,
+    /// Why the load generator could not keep up during this step (empty when it did): the
+    /// step measured the generator as much as the system.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generator_degraded: Vec<String>,
     /// What each service did during the hold, when Prometheus was there to ask.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceFigures>,
@@ -403,6 +407,7 @@ impl StepResult {
             kept_up: None,
             passed: report.verdict == Verdict::Pass,
             failure_reasons: report.failure_reasons(),
+            generator_degraded: report.provenance.degraded_because().to_vec(),
             services: Vec::new(),
         }
     }
@@ -458,6 +463,10 @@ pub struct CapacityResult {
     /// Why per-service figures are missing from some steps (Prometheus failed to answer).
     #[serde(default)]
     pub services_error: Option<String>,
+    /// What produced the search (build, command line, host, inputs, queries); filled in by
+    /// the command that writes it.
+    #[serde(default, skip_serializing_if = "reports::Provenance::is_empty")]
+    pub provenance: reports::Provenance,
 }
 
 impl CapacityResult {
@@ -477,6 +486,7 @@ impl CapacityResult {
             service_cpu_limit: None,
             saturation: Vec::new(),
             services_error: None,
+            provenance: reports::Provenance::default(),
         }
     }
 
@@ -571,6 +581,25 @@ impl CapacityResult {
         }
         if let Some(why) = &self.interrupted {
             out.push_str(&format!("The search stopped early: {why}.\n\n"));
+        }
+        let degraded: Vec<String> = self
+            .by_load()
+            .iter()
+            .filter(|s| !s.generator_degraded.is_empty())
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    d.describe(s.load),
+                    s.generator_degraded.join("; ")
+                )
+            })
+            .collect();
+        if !degraded.is_empty() {
+            out.push_str(&format!(
+                "> **Degraded generator** at {}: those steps measured the load generator as \
+                 much as the system.\n\n",
+                degraded.join(", ")
+            ));
         }
         out.push_str(&self.model_markdown());
         out.push_str(&self.saturation_markdown());
@@ -807,6 +836,7 @@ mod tests {
             } else {
                 vec!["threshold p95<500ms failed".into()]
             },
+            generator_degraded: Vec::new(),
         }
     }
 

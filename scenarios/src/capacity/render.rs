@@ -39,6 +39,7 @@ pub fn html(result: &CapacityResult) -> Result<String, ChartError> {
         None => String::new(),
     };
     let summary = escape(&result.markdown());
+    let provenance = reports::render::provenance_html(&result.provenance).map_err(chart_error)?;
     Ok(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Capacity of {scenario}</title>\
@@ -47,7 +48,7 @@ pub fn html(result: &CapacityResult) -> Result<String, ChartError> {
          <h1>Capacity of <code>{scenario}</code> against <code>{target}</code></h1>\n\
          <h2>Throughput against concurrency</h2>\n{throughput}\n\
          <h2>Latency against load</h2>\n{latency}\n{services}\
-         <h2>Summary</h2>\n<pre>{summary}</pre>\n</body></html>\n",
+         <h2>Summary</h2>\n<pre>{summary}</pre>\n{provenance}</body></html>\n",
         scenario = escape(&result.scenario),
         target = escape(&result.target),
     ))
@@ -321,6 +322,7 @@ mod tests {
                 kept_up: None,
                 passed: true,
                 failure_reasons: vec![],
+                generator_degraded: vec![],
                 services: vec![],
             });
         }

@@ -67,7 +67,7 @@ fn worker_report(index: usize, slot: &Slot, ctx: &RunContext<'_>) -> Option<Repo
         }
     };
     let thresholds = crate::runner::effective_profile_thresholds(profile);
-    Some(assemble(
+    let mut report = assemble(
         RunFacts {
             run_id,
             scenario: ctx.scenario,
@@ -81,7 +81,15 @@ fn worker_report(index: usize, slot: &Slot, ctx: &RunContext<'_>) -> Option<Repo
             arrivals,
         },
         slot.measurements.clone(),
-    ))
+    );
+    // Its CPU stays on the worker; how far behind its schedule it fell is in its stream.
+    if arrivals.is_some() {
+        report.provenance.generator = Some(reports::GeneratorHealth::judge(
+            None,
+            crate::runner::open_model(arrivals),
+        ));
+    }
+    Some(report)
 }
 
 fn arrival_stats(a: super::proto::Arrivals) -> ArrivalStats {

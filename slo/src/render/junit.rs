@@ -2,15 +2,18 @@
 //! failure), rendered by the one SLO JUnit renderer, `reports::render::slo_junit`, so
 //! `slo-junit.xml` and a run's `junit.xml` follow the same rule.
 
+use reports::Provenance;
+
 use crate::outcome::CheckOutcome;
 
-pub fn junit(outcome: &CheckOutcome, allow_unknown: bool) -> String {
+pub fn junit(outcome: &CheckOutcome, allow_unknown: bool, provenance: &Provenance) -> String {
     reports::render::slo_junit(
         &format!("shakedown slo {}", outcome.set),
         &format!("shakedown.slo.{}", outcome.set),
         outcome.to.fixed_offset(),
         &outcome.gated_verdicts(allow_unknown),
         outcome.partial_run.as_deref(),
+        provenance,
     )
 }
 
@@ -57,13 +60,13 @@ mod tests {
 
     #[test]
     fn an_unknown_slo_fails_the_junit_unless_allowed() {
-        let gated = junit(&outcome(), false);
+        let gated = junit(&outcome(), false, &Provenance::default());
         assert!(gated.contains("failures=\"1\""), "{gated}");
         assert!(
             gated.contains("unknown, and the gate requires data: no series matched"),
             "{gated}"
         );
-        let allowed = junit(&outcome(), true);
+        let allowed = junit(&outcome(), true, &Provenance::default());
         assert!(allowed.contains("failures=\"0\""), "{allowed}");
         assert_eq!(allowed.matches("<skipped").count(), 1, "{allowed}");
     }
@@ -84,7 +87,7 @@ mod tests {
             report.thresholds.clear();
             crate::attach(&mut report, &outcome(), allow_unknown);
             let run = reports::Renderer::render(&reports::render::JunitRenderer, &report).unwrap();
-            let slo = junit(&outcome(), allow_unknown);
+            let slo = junit(&outcome(), allow_unknown, &Provenance::default());
             for xml in [&run, &slo] {
                 let failures = xml.matches("<failure").count();
                 let skipped = xml.matches("<skipped").count();

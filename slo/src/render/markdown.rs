@@ -5,9 +5,9 @@ use chrono::SecondsFormat;
 
 use super::{gate_line, measured_text};
 use crate::outcome::{CheckOutcome, Gate};
-use reports::SloStatus;
+use reports::{Provenance, SloStatus};
 
-pub fn markdown(outcome: &CheckOutcome, allow_unknown: bool) -> String {
+pub fn markdown(outcome: &CheckOutcome, allow_unknown: bool, provenance: &Provenance) -> String {
     let icon = match outcome.gate(allow_unknown) {
         Gate::Pass => "✅",
         Gate::Failed => "❌",
@@ -41,6 +41,8 @@ pub fn markdown(outcome: &CheckOutcome, allow_unknown: bool) -> String {
             cell(v.message.as_deref().unwrap_or("")),
         ));
     }
+    // The block's templates are fixed and their values escaped: rendering cannot fail.
+    out.push_str(&reports::render::provenance_markdown(provenance).unwrap_or_default());
     out
 }
 

@@ -16,6 +16,8 @@ pub use junit::junit;
 pub use markdown::markdown;
 pub use table::table;
 
+use reports::Provenance;
+
 use crate::outcome::{CheckOutcome, Checked, Gate};
 
 /// Writes `slo.json`, `slo.md` and `slo-junit.xml` into `dir` (created if missing).
@@ -23,12 +25,13 @@ pub fn write_all(
     dir: &Path,
     outcome: &CheckOutcome,
     allow_unknown: bool,
+    provenance: &Provenance,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let files = [
-        ("slo.json", json(outcome, allow_unknown)),
-        ("slo.md", markdown(outcome, allow_unknown)),
-        ("slo-junit.xml", junit(outcome, allow_unknown)),
+        ("slo.json", json(outcome, allow_unknown, provenance)),
+        ("slo.md", markdown(outcome, allow_unknown, provenance)),
+        ("slo-junit.xml", junit(outcome, allow_unknown, provenance)),
     ];
     let mut written = Vec::new();
     for (name, text) in files {
@@ -134,13 +137,14 @@ mod tests {
         let line = "SLO gate FAILED: the run was partial (interrupted (Ctrl-C)), and a partial run never passes; 1 pass, 0 warn, 0 fail, 0 unknown";
         assert_eq!(gate_line(&o, true), line);
         assert!(table(&o, true).contains(line));
-        assert!(markdown(&o, true).starts_with(&format!("## ❌ {line}")));
-        let junit = junit(&o, true);
+        assert!(markdown(&o, true, &Provenance::default()).starts_with(&format!("## ❌ {line}")));
+        let junit = junit(&o, true, &Provenance::default());
         assert!(
             junit.contains("failures=\"1\"") && junit.contains("run completed as planned"),
             "{junit}"
         );
-        let json: serde_json::Value = serde_json::from_str(&json(&o, true)).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&json(&o, true, &Provenance::default())).unwrap();
         assert_eq!(json["gate"], "failed");
         assert_eq!(json["partial_run"], "interrupted (Ctrl-C)");
     }
@@ -172,7 +176,7 @@ mod tests {
             checked("gateway-p95", SloStatus::Pass, None),
             checked("b", SloStatus::Unknown, Some(Problem::NoData)),
         ]);
-        let md = markdown(&o, false);
+        let md = markdown(&o, false, &Provenance::default());
         assert!(md.contains("window 1970-01-01T00:00:00Z"), "{md}");
         assert!(
             md.contains("<code>sum(rate(a[5m])) or on() (b &#124; c)</code>"),
@@ -186,14 +190,15 @@ mod tests {
         assert_eq!(header.find("SLO"), row.find("gateway-p95"));
         assert!(table.contains("no data: nothing"));
 
-        let strict = junit(&o, false);
+        let strict = junit(&o, false, &Provenance::default());
         assert!(strict.contains("failures=\"1\""), "{strict}");
         assert!(
-            junit(&o, true).contains("<skipped"),
+            junit(&o, true, &Provenance::default()).contains("<skipped"),
             "unknown without data is skipped when allowed"
         );
 
-        let json: serde_json::Value = serde_json::from_str(&json(&o, true)).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&json(&o, true, &Provenance::default())).unwrap();
         assert_eq!(json["gate"], "pass");
         assert_eq!(json["results"][1]["problem"], "no_data");
     }

@@ -162,6 +162,7 @@ pub fn run_report(
         slos: Vec::new(),
         journal: Vec::new(),
         server_side: None,
+        provenance: Default::default(),
         workers: Vec::new(),
     };
     report.recompute_verdict();
