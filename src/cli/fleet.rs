@@ -44,7 +44,7 @@ pub struct FleetArgs {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "on")]
     pub join_timeout: Duration,
     /// With --on k8s: the namespace of the workers' Job.
-    #[arg(long, default_value = "shakedown-load", requires = "on")]
+    #[arg(long, default_value = scenarios::fleet::k8s::DEFAULT_NAMESPACE, requires = "on")]
     pub namespace: String,
     /// With --on k8s: the shakedown image the workers run.
     #[arg(long, requires = "on")]
