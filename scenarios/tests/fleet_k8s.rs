@@ -380,6 +380,7 @@ fn plan(target: String, join_timeout: Duration) -> FleetPlan {
         advertise: Some("http://shakedown-coordinator.load:7070".into()),
         join_timeout,
         quiet: true,
+        live: None,
     }
 }
 

@@ -5,7 +5,8 @@
 //! (`scenarios::fleet::k8s::job`), so the drift test builds it from the coordinator's own args
 //! and checks it against the manifests: same namespace, the coordinator's image, labels the
 //! NetworkPolicy in front of the coordinator admits, no ServiceAccount or token of their own, a
-//! pod the namespace's restricted Pod Security admits.
+//! pod the namespace's restricted Pod Security admits. The coordinator's live metrics are
+//! scraped by deploy/observability's Prometheus, which its NetworkPolicy lets in.
 
 use std::collections::BTreeSet;
 
@@ -69,11 +70,16 @@ impl<'a> Coordinator<'a> {
 
     /// The port of `--listen 0.0.0.0:PORT`.
     fn listen_port(&self) -> u64 {
-        let listen = self.flag("--listen");
-        let (host, port) = listen.rsplit_once(':').expect("--listen HOST:PORT");
+        self.port_of("--listen")
+    }
+
+    /// The port of `FLAG 0.0.0.0:PORT`.
+    fn port_of(&self, flag: &str) -> u64 {
+        let address = self.flag(flag);
+        let (host, port) = address.rsplit_once(':').expect("HOST:PORT");
         assert_eq!(
             host, "0.0.0.0",
-            "the coordinator listens on every interface"
+            "{flag}: the coordinator listens on every interface"
         );
         port.parse().expect("a port")
     }
@@ -89,6 +95,31 @@ impl<'a> Coordinator<'a> {
             .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
             .unwrap_or_else(|| panic!("no volume {} for {path}", mount["name"]))
     }
+}
+
+/// Whether a NetworkPolicy guarding the coordinator has a rule admitting `from` (a matcher of
+/// `from` entries) on `port`.
+fn admitted(
+    docs: &[Value],
+    coordinator: &Coordinator,
+    port: u64,
+    from: impl Fn(&Value) -> bool,
+) -> bool {
+    of_kind(docs, "NetworkPolicy")
+        .into_iter()
+        .filter(|p| {
+            selects(
+                &p["spec"]["podSelector"],
+                &coordinator.job["spec"]["template"]["metadata"]["labels"],
+            )
+        })
+        .flat_map(|p| p["spec"]["ingress"].as_array().cloned().unwrap_or_default())
+        .any(|rule| {
+            rule["ports"]
+                .as_array()
+                .is_some_and(|ports| ports.iter().any(|p| p["port"] == port))
+                && rule["from"].as_array().is_some_and(|f| f.iter().any(&from))
+        })
 }
 
 /// `http://NAME.NAMESPACE[.svc...]:PORT` → (NAME, NAMESPACE, PORT).
@@ -210,8 +241,13 @@ fn the_coordinator_runs_in_the_cluster_behind_the_service_it_advertises() {
 
     // The binary accepts the args as the kubelet expands them: it gets as far as looking for a
     // cluster (none here: exit 3), which a flag it did not know would have stopped (exit 2).
+    // The metrics endpoint on a free loopback port here (it opens before the cluster is looked
+    // for); the rest as rendered.
     let mut args: Vec<String> = args.iter().map(|a| coordinator.expanded(a)).collect();
     args[1] = file.to_str().unwrap().to_string();
+    if let Some(i) = args.iter().position(|a| a == "--metrics-listen") {
+        args[i + 1] = "127.0.0.1:0".to_string();
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = common::cli::run(&args);
     let all = common::cli::all_output(&output);
@@ -259,9 +295,9 @@ fn the_workers_the_coordinator_creates_match_deploy_load() {
         .unwrap();
     assert_eq!(worker_args[at + 1], advertise);
 
-    // The NetworkPolicy in front of the coordinator admits exactly these pods on --listen.
+    // The NetworkPolicy in front of the coordinator admits these pods on --listen.
     let labels = &template["metadata"]["labels"];
-    let policies: Vec<&Value> = of_kind(&docs, "NetworkPolicy")
+    let policies = of_kind(&docs, "NetworkPolicy")
         .into_iter()
         .filter(|p| {
             selects(
@@ -269,27 +305,14 @@ fn the_workers_the_coordinator_creates_match_deploy_load() {
                 &coordinator.job["spec"]["template"]["metadata"]["labels"],
             )
         })
-        .collect();
-    assert_eq!(
-        policies.len(),
-        1,
-        "one NetworkPolicy guards the coordinator"
-    );
+        .count();
+    assert_eq!(policies, 1, "one NetworkPolicy guards the coordinator");
     let listen = coordinator.listen_port();
-    let admitted = policies[0]["spec"]["ingress"]
-        .as_array()
-        .expect("ingress rules")
-        .iter()
-        .any(|rule| {
-            rule["ports"]
-                .as_array()
-                .is_some_and(|ports| ports.iter().any(|p| p["port"] == listen))
-                && rule["from"]
-                    .as_array()
-                    .is_some_and(|from| from.iter().any(|f| selects(&f["podSelector"], labels)))
-        });
     assert!(
-        admitted,
+        admitted(&docs, &coordinator, listen, |from| selects(
+            &from["podSelector"],
+            labels
+        )),
         "the worker pods (labels {labels}) may reach the coordinator's port {listen}"
     );
     // Labelled as part of what deploy/load labels it (its kustomization's common labels).
@@ -302,7 +325,7 @@ fn the_workers_the_coordinator_creates_match_deploy_load() {
     assert_eq!(pod["automountServiceAccountToken"], false);
     let accounts: BTreeSet<&str> = of_kind(&docs, "ServiceAccount")
         .into_iter()
-        .map(|a| name(a))
+        .map(name)
         .collect();
     assert_eq!(accounts, BTreeSet::from(["shakedown-coordinator"]));
 
@@ -347,4 +370,46 @@ fn the_reports_reader_mounts_the_coordinators_reports_read_only() {
         .and_then(|m| m.iter().find(|m| m["name"] == reports["name"]))
         .expect("mounted");
     assert_eq!(mount["readOnly"], true);
+}
+
+#[test]
+fn the_coordinators_live_metrics_are_scraped_by_the_platforms_prometheus() {
+    let Some(docs) = render("load") else { return };
+    let coordinator = Coordinator::of(&docs);
+    let port = coordinator.port_of("--metrics-listen");
+    let annotations = &coordinator.job["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], port.to_string());
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    assert!(
+        coordinator.container["ports"]
+            .as_array()
+            .is_some_and(|ports| ports.iter().any(|p| p["containerPort"] == port)),
+        "port {port} is declared"
+    );
+    assert!(
+        admitted(&docs, &coordinator, port, |from| {
+            from["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring"
+        }),
+        "Prometheus (namespace monitoring) may scrape port {port}"
+    );
+    // Served past the end for at least one scrape interval, so the final figures are scraped.
+    let linger = humantime::parse_duration(coordinator.flag("--metrics-linger")).unwrap();
+    let config: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(super::deploy_dir().join("observability/prometheus.yml")).unwrap(),
+    )
+    .unwrap();
+    let interval =
+        humantime::parse_duration(config["global"]["scrape_interval"].as_str().unwrap()).unwrap();
+    assert!(linger > interval, "{linger:?} <= {interval:?}");
+    let pods = config["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|job| job["job_name"] == "kubernetes-pods")
+        .expect("the annotation-driven pod job");
+    assert!(
+        strs(&pods["kubernetes_sd_configs"][0]["namespaces"]["names"]).contains(&LOAD_NAMESPACE),
+        "Prometheus discovers pods in {LOAD_NAMESPACE}"
+    );
 }
