@@ -19,7 +19,7 @@ venv="${SHAKEDOWN_VENV:-$HOME/.local/share/shakedown/venv}"
 [ -n "$validate" ] || { [ -x "$venv/bin/kubernetes-validate" ] && validate="$venv/bin/kubernetes-validate"; } || true
 [ -n "$validate" ] || echo "   kubernetes-validate not found: schema checks skipped (scripts/setup.sh installs it)"
 
-for dir in base kafka kafka-cluster observability chaos load overlays/dev overlays/prod; do
+for dir in base kafka kafka-cluster observability chaos load load/reports-reader overlays/dev overlays/prod; do
   echo "== kubectl kustomize deploy/$dir"
   kubectl kustomize "$dir" >/dev/null
   if [ -n "$validate" ]; then

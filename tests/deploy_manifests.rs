@@ -3,10 +3,11 @@
 //! Deployment (probes, resources, non-root, read-only root, no capabilities) with its Service,
 //! PodDisruptionBudget and ServiceAccount; the HPAs follow the platform seeds; no image is
 //! `latest`; secrets are referenced, never committed (except the dev overlay's fake ones); the
-//! chaos RBAC is namespaced and deletes nothing but pods; the load generator is an Indexed Job;
-//! and promtool accepts the Prometheus configuration and rules. The chaos examples against
-//! deploy/ are in `deploy_manifests/chaos.rs`, the offline schema check of every kustomization in
-//! `deploy_manifests/schemas.rs`.
+//! chaos RBAC is namespaced and deletes nothing but pods; the load coordinator may manage Jobs
+//! and read pods in its namespace only; and promtool accepts the Prometheus configuration and
+//! rules. The chaos examples against deploy/ are in `deploy_manifests/chaos.rs`, the load
+//! coordinator and the workers it creates against deploy/load in `deploy_manifests/load.rs`, the
+//! offline schema check of every kustomization in `deploy_manifests/schemas.rs`.
 //!
 //! Tests that need `kubectl` or `promtool` print a message and pass when the tool is missing,
 //! except in CI (`CI=true`), where they fail naming it (`slo::testing::missing_tool`).
@@ -14,6 +15,8 @@
 #[path = "deploy_manifests/chaos.rs"]
 mod chaos_examples;
 mod common;
+#[path = "deploy_manifests/load.rs"]
+mod load;
 #[path = "deploy_manifests/schemas.rs"]
 mod schemas;
 
@@ -607,11 +610,18 @@ fn images_are_pinned_never_latest() {
         image_tag("r.example.com/b:0.1.0@sha256:00"),
         (Some("0.1.0"), true)
     );
-    for dir in ["overlays/dev", "overlays/prod", "base", "load"] {
+    for dir in [
+        "overlays/dev",
+        "overlays/prod",
+        "base",
+        "load",
+        "load/reports-reader",
+    ] {
         let Some(docs) = render(dir) else { return };
         let mut seen = 0;
         for doc in &docs {
             let pod = match kind(doc) {
+                "Pod" => &doc["spec"],
                 "Deployment" | "Job" | "StatefulSet" | "DaemonSet" => {
                     &doc["spec"]["template"]["spec"]
                 }
@@ -911,91 +921,6 @@ fn chaos_rbac_is_namespaced_and_deletes_only_pods() {
         assert_eq!(subjects[0]["name"], "shakedown-chaos");
         assert_eq!(subjects[0]["namespace"], NAMESPACE);
     }
-}
-
-#[test]
-fn load_generator_is_an_indexed_job() {
-    let Some(docs) = render("load") else { return };
-    let jobs = of_kind(&docs, "Job");
-    assert_eq!(jobs.len(), 1, "one load Job");
-    let job = jobs[0];
-    let spec = &job["spec"];
-    assert_eq!(spec["completionMode"], "Indexed");
-    let workers = spec["parallelism"].as_u64().expect("parallelism");
-    assert!(workers >= 1);
-    assert_eq!(
-        spec["completions"], workers,
-        "parallelism = completions = number of workers"
-    );
-
-    let pod = &spec["template"]["spec"];
-    assert_eq!(pod["restartPolicy"], "Never");
-    assert_hardened_pod("load Job", pod);
-    let c = &pod["containers"][0];
-    let args = strs(&c["args"]);
-    assert_eq!(&args[..2], ["run", "/scenario/scenario.yaml"], "{args:?}");
-    let flag = |f: &str| args.iter().position(|a| *a == f).map(|i| args[i + 1]);
-    assert_eq!(flag("--target"), Some("http://api-gateway.ecommerce:8080"));
-    assert_eq!(flag("--profile"), Some("k6-baseline"));
-    assert_eq!(flag("--worker-index"), Some("$(JOB_COMPLETION_INDEX)"));
-    assert_eq!(
-        flag("--workers").map(str::to_string),
-        Some(workers.to_string()),
-        "each worker knows how many share the load"
-    );
-    let out = flag("--out").expect("--out");
-    let env = env_value(c, "JOB_COMPLETION_INDEX").expect("JOB_COMPLETION_INDEX in env");
-    assert_eq!(
-        env["valueFrom"]["fieldRef"]["fieldPath"],
-        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-    );
-    let mount = c["volumeMounts"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["mountPath"] == out))
-        .expect("the --out directory is mounted");
-    let volume = pod["volumes"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
-        .expect("reports volume");
-    assert!(
-        volume.get("emptyDir").is_some(),
-        "reports are written to an emptyDir"
-    );
-
-    // The scenario file comes from the generated ConfigMap (its name carries a content hash),
-    // mounted where the args name it, and it is a valid scenario.
-    let mount = c["volumeMounts"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["mountPath"] == "/scenario"))
-        .expect("the scenario directory is mounted");
-    let volume = pod["volumes"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
-        .expect("scenario volume");
-    let config_map = volume["configMap"]["name"]
-        .as_str()
-        .expect("a ConfigMap volume");
-    let generated = of_kind(&docs, "ConfigMap")
-        .into_iter()
-        .find(|m| name(m) == config_map)
-        .unwrap_or_else(|| panic!("the Job mounts ConfigMap {config_map}, which is rendered"));
-    assert!(
-        config_map.starts_with("shakedown-scenario-"),
-        "{config_map}"
-    );
-    let scenario = generated["data"]["scenario.yaml"]
-        .as_str()
-        .expect("scenario.yaml in the ConfigMap");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("scenario.yaml");
-    std::fs::write(&file, scenario).unwrap();
-    let output = common::cli::run(&["scenario", "check", file.to_str().unwrap()]);
-    assert_eq!(
-        common::cli::code(&output),
-        0,
-        "{}",
-        common::cli::all_output(&output)
-    );
 }
 
 #[test]

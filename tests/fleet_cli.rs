@@ -2,7 +2,8 @@
 //! coordinator with real `shakedown worker` processes against a small local server. The merged
 //! report must be what `report merge` makes of the workers' own reports; a worker that dies
 //! leaves a partial report naming it; workers that never join end the run with exit 3; an
-//! `abort_on_fail` threshold stops everyone.
+//! `abort_on_fail` threshold stops everyone; the coordinator's `--metrics-listen` serves the sum
+//! of the workers' live metrics, equal to its report.
 
 mod common;
 
@@ -62,6 +63,8 @@ fn comparable(mut report: Value) -> Value {
     let object = report.as_object_mut().unwrap();
     object.remove("run_id");
     object.remove("workers");
+    // Who produced each is its own command's (checked separately).
+    object.remove("provenance");
     report
 }
 
@@ -131,10 +134,17 @@ fn three_local_workers_make_one_report_equal_to_merging_theirs() {
     let merged = json(&merged_dir.join("report.json"));
     assert_eq!(
         comparable(report.clone()),
-        comparable(merged),
+        comparable(merged.clone()),
         "the live-merged report is the merge of the workers' own reports: same totals, \
          percentiles of the union, time series, thresholds"
     );
+    let command = report["provenance"]["command_line"].as_str().unwrap();
+    assert!(command.starts_with("shakedown run health "), "{command}");
+    let read: Vec<&Value> = merged["provenance"]["files"].as_array().unwrap().iter().collect();
+    assert_eq!(read.len(), 3, "report merge digests the three reports it read");
+    assert!(read.iter().all(|f| f["role"] == "report" && f["sha256"].is_string()));
+    // Each worker's own report measured its process's CPU; the merge keeps the busiest.
+    assert!(merged["provenance"]["generator"]["cpu_seconds"].as_f64().unwrap() > 0.0);
     let union = report["totals"]["latency"]["p95_ms"].as_f64().unwrap();
     assert!(union > 0.0);
 }
@@ -331,4 +341,140 @@ fn an_abort_on_fail_threshold_stops_every_worker_and_fails_the_run() {
             "{own}"
         );
     }
+}
+
+/// A `/health` that answers 503 to every third request, so errors have a kind to count.
+fn failing_target() -> String {
+    let requests = Arc::new(AtomicU64::new(0));
+    let app = axum::Router::new().fallback(move || {
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let status = if n % 3 == 2 {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                axum::http::StatusCode::OK
+            };
+            (status, axum::Json(serde_json::json!({"status": "healthy"})))
+        }
+    });
+    common::serve_in_background(app)
+}
+
+/// A port nobody listens on right now (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET http://ADDRESS/metrics`: the body, or `None` when nothing answers with 200.
+fn scrape(address: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in an exposition.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn a_coordinator_serves_its_workers_live_metrics_summed_and_they_equal_its_report() {
+    let target = failing_target();
+    let out = tempfile::tempdir().unwrap();
+    // 2 workers share 4 users for 1 + 3 s.
+    let profile = profile(out.path(), 3, 4, "");
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut coordinator = shakedown()
+        .args(["run", "health", "--target", &target])
+        .args(["--workers", "2", "--on", "local"])
+        .args(["--metrics-listen", &address, "--metrics-linger", "3s"])
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--out")
+        .arg(out.path().join("runs"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Scrape like a fast Prometheus until the coordinator is gone; the last scrape falls in the
+    // linger, after the workers' last intervals.
+    let mut last = None;
+    let mut most_users: f64 = 0.0;
+    while coordinator.try_wait().unwrap().is_none() {
+        if let Some(text) = scrape(&address) {
+            most_users = most_users.max(sample(&text, "shakedown_active_users").unwrap());
+            last = Some(text);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = coordinator.wait_with_output().unwrap();
+    assert!(matches!(code(&output), 0 | 1), "{}", all_output(&output));
+    assert!(
+        all_output(&output).contains(&format!("metrics: http://{address}/metrics")),
+        "{}",
+        all_output(&output)
+    );
+    let last = last.expect("the coordinator served its metrics");
+    let report = json(&only_run_dir(&out.path().join("runs")).join("report.json"));
+
+    let transactions = report["transactions"].as_array().unwrap();
+    assert!(!transactions.is_empty());
+    for transaction in transactions {
+        let name = transaction["name"].as_str().unwrap();
+        let requests = transaction["requests"].as_f64().unwrap();
+        let errors = transaction["errors"].as_f64().unwrap();
+        assert!(requests > 0.0 && errors > 0.0, "{transaction}");
+        let labels = format!("{{transaction=\"{name}\"}}");
+        assert_eq!(
+            sample(&last, &format!("shakedown_requests_total{labels}")),
+            Some(requests),
+            "{name}: requests_total equals the report's\n{last}"
+        );
+        assert_eq!(
+            sample(
+                &last,
+                &format!("shakedown_request_duration_seconds_count{labels}")
+            ),
+            Some(requests),
+            "{name}\n{last}"
+        );
+        let by_kind: f64 = ["connect", "timeout", "status", "check", "other"]
+            .iter()
+            .filter_map(|kind| {
+                sample(
+                    &last,
+                    &format!("shakedown_errors_total{{transaction=\"{name}\",kind=\"{kind}\"}}"),
+                )
+            })
+            .sum();
+        assert_eq!(by_kind, errors, "{name}: errors by kind add up\n{last}");
+    }
+    // One transaction here, so its errors by kind are the run's.
+    let name = transactions[0]["name"].as_str().unwrap();
+    assert_eq!(
+        sample(
+            &last,
+            &format!("shakedown_errors_total{{transaction=\"{name}\",kind=\"status\"}}")
+        ),
+        report["errors_by_kind"]["status"].as_f64(),
+        "{last}"
+    );
+    // Users: both workers' together while they ran, none once they finished.
+    assert_eq!(most_users, 4.0, "the sum of the workers' users");
+    assert_eq!(sample(&last, "shakedown_active_users"), Some(0.0));
 }

@@ -141,7 +141,7 @@ fn usage_mistakes_exit_2() {
             "--on",
             "local",
             "--metrics-listen",
-            "127.0.0.1:0",
+            "127.0.0.1",
             "--out",
             out,
         ],

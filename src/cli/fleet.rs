@@ -12,6 +12,7 @@ use scenarios::fleet::{FleetPlan, Local, Manual, coordinate as run_fleet};
 
 use super::exit::{self, Exit};
 use super::gate::SloGate;
+use super::live::Live;
 use super::run::{RunArgs, profile_and_scale, validate, write};
 use super::shutdown::Shutdown;
 
@@ -44,7 +45,7 @@ pub struct FleetArgs {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "on")]
     pub join_timeout: Duration,
     /// With --on k8s: the namespace of the workers' Job.
-    #[arg(long, default_value = "shakedown-load", requires = "on")]
+    #[arg(long, default_value = scenarios::fleet::k8s::DEFAULT_NAMESPACE, requires = "on")]
     pub namespace: String,
     /// With --on k8s: the shakedown image the workers run.
     #[arg(long, requires = "on")]
@@ -73,6 +74,8 @@ pub async fn coordinate(args: &RunArgs, on: On, quiet: bool, shutdown: &Shutdown
     if let Some(gate) = &gate {
         gate.preflight(None).await?;
     }
+    // Opened before any worker starts: a bad address is a usage error with nothing to undo.
+    let live = args.live.start(quiet)?;
     let (profile, scale) = profile_and_scale(args);
     let plan = FleetPlan {
         scenario: args.scenario.clone(),
@@ -89,6 +92,7 @@ pub async fn coordinate(args: &RunArgs, on: On, quiet: bool, shutdown: &Shutdown
         advertise: args.fleet.advertise.clone(),
         join_timeout: args.fleet.join_timeout,
         quiet,
+        live: Live::metrics(&live),
     };
     let cancel = shutdown.token();
     let outcome = match on {
@@ -117,6 +121,12 @@ pub async fn coordinate(args: &RunArgs, on: On, quiet: bool, shutdown: &Shutdown
             }
         }
     };
+    match &outcome {
+        // The final figures are in: pushed, and served a while longer (--metrics-linger).
+        Ok(_) => Live::finish(live, shutdown).await,
+        // No run to show (no cluster, workers that never joined): nothing to linger for.
+        Err(_) => drop(live),
+    }
     let mut report = outcome.map_err(exit::classified)?;
     let slo_exit = match &gate {
         Some(gate) => gate.judge(&mut report, None, quiet).await,

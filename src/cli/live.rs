@@ -107,6 +107,11 @@ impl Live {
             .map(|live| live.metrics.clone() as Arc<dyn LiveSink>)
     }
 
+    /// The figures themselves, for a coordinator that sets them to its workers' sum.
+    pub fn metrics(live: &Option<Live>) -> Option<Arc<LiveMetrics>> {
+        live.as_ref().map(|live| live.metrics.clone())
+    }
+
     /// Ends the live metrics after the load: pushes the final figures, lingers (unless the
     /// command was interrupted), then stops the endpoint gracefully.
     pub async fn finish(live: Option<Live>, shutdown: &Shutdown) {

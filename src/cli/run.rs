@@ -79,14 +79,6 @@ pub struct RunArgs {
 
 pub async fn run(args: RunArgs, quiet: bool, shutdown: &Shutdown) -> Result<Exit> {
     if let Some(on) = args.fleet.on {
-        // The coordinator merges its workers' streams but does not feed live metrics yet:
-        // refuse rather than serve an endpoint that stays empty.
-        if args.live.metrics_listen.is_some() || args.live.remote_write.is_some() {
-            return Err(exit::usage(
-                "--metrics-listen and --remote-write do not work with --on yet (the coordinator \
-                 does not feed them); watch the coordinator's progress line or each worker's report",
-            ));
-        }
         return super::fleet::coordinate(&args, on, quiet, shutdown).await;
     }
     let inputs = inputs(&args);

@@ -10,13 +10,14 @@ use std::process::Command;
 use super::{kind, parse, render_text, tool_available};
 
 /// Every kustomization in deploy/ (what `deploy/validate.sh` renders).
-pub const KUSTOMIZATIONS: [&str; 8] = [
+pub const KUSTOMIZATIONS: [&str; 9] = [
     "base",
     "kafka",
     "kafka-cluster",
     "observability",
     "chaos",
     "load",
+    "load/reports-reader",
     "overlays/dev",
     "overlays/prod",
 ];

@@ -13,11 +13,12 @@ use super::abort::AbortWatch;
 use super::assignment::Sources;
 use super::error::FleetError;
 use super::launch::Launcher;
-use super::live::Live;
+use super::live::{Live, live_figures};
 use super::merge::{RunContext, fleet_report};
 use super::proto::fleet_server::FleetServer;
 use super::service::{Service, now_us};
 use super::state::{End, Fleet};
+use crate::live::LiveMetrics;
 use crate::profile::{Load, Overrides, Profile};
 use crate::progress::Progress;
 
@@ -40,6 +41,9 @@ pub struct FleetPlan {
     /// How long workers may take to join before the run is given up (exit 3).
     pub join_timeout: Duration,
     pub quiet: bool,
+    /// Where the fleet's live metrics go (`--metrics-listen`, `--remote-write`): set to the sum
+    /// of the workers' figures four times a second and once more at the end.
+    pub live: Option<Arc<LiveMetrics>>,
 }
 
 /// A worker that was silent this long is counted as gone (intervals come every second).
@@ -94,6 +98,7 @@ pub async fn coordinate(
         fleet: fleet.clone(),
         sources: Arc::new(sources),
         target: target.as_str().into(),
+        live_metrics: plan.live.is_some(),
     };
     let serving = CancellationToken::new();
     let server = {
@@ -231,6 +236,9 @@ async fn watch_run(
             stopped_at = Some(Instant::now());
         }
         progress.show(elapsed, Live::of(fleet).line());
+        if let Some(metrics) = &plan.live {
+            metrics.replace(live_figures(fleet));
+        }
         if fleet.slots().iter().all(|slot| slot.ended()) {
             break;
         }

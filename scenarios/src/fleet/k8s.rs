@@ -1,23 +1,28 @@
 //! `--on k8s`: the workers as one Kubernetes Indexed Job, created through the API (`kube`), one
 //! pod per share (`JOB_COMPLETION_INDEX` is the share index), each running
 //! `shakedown worker --coordinator URL`. CPU request equals its limit, so CPU throttling cannot
-//! skew the latencies a worker measures. While the run starts, the pods are watched and a pod
-//! that cannot start (image pull, unschedulable, bad config) ends the run with its reason; the
-//! Job is deleted at the end, whatever the end (done, aborted, Ctrl-C).
+//! skew the latencies a worker measures. While the run starts, the Job's pods are watched (one
+//! list, then a watch from its `resourceVersion`, renewed from the last version seen, listed
+//! again when that version expired) and a pod that cannot start (image pull, unschedulable, bad
+//! config) ends the run with its reason; the Job is deleted at the end, whatever the end (done,
+//! aborted, Ctrl-C).
 
 use std::collections::BTreeMap;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext,
-    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use tokio::task::JoinHandle;
 
 use super::error::FleetError;
@@ -25,10 +30,18 @@ use super::launch::Launcher;
 
 /// The label every object of one run carries (Job, pods), so its pods are found by run.
 pub const RUN_LABEL: &str = "shakedown.dev/run-id";
-const NAME_LABEL: &str = "app.kubernetes.io/name";
-const APP: &str = "shakedown-load";
-/// How often the pods are looked at while the run starts.
-const POLL: Duration = Duration::from_secs(1);
+/// The name label of every worker pod, whatever the run: what a NetworkPolicy in front of the
+/// coordinator selects (`deploy/load/coordinator.yaml`).
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const APP: &str = "shakedown-load";
+/// The namespace `--on k8s` uses unless told otherwise: the one `deploy/load/` creates.
+pub const DEFAULT_NAMESPACE: &str = "shakedown-load";
+/// One watch call lasts at most this long (the API server ends it); then it is renewed from
+/// the last resource version seen.
+pub const WATCH_SECONDS: u32 = 290;
+/// The pause before listing again after an error, and before renewing a watch that ended at
+/// once (an API server or proxy that closes watches must not be hammered).
+const RETRY: Duration = Duration::from_secs(1);
 /// Waiting reasons of a container that will not start by itself.
 const STUCK: &[&str] = &[
     "ImagePullBackOff",
@@ -90,6 +103,18 @@ pub fn job_name(run_id: &str) -> String {
 pub fn job(spec: &KubeSpec, url: &str, workers: u32, run_id: &str) -> Job {
     let labels = BTreeMap::from([
         (NAME_LABEL.to_string(), APP.to_string()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "worker".to_string(),
+        ),
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            "shakedown".to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "shakedown".to_string(),
+        ),
         (RUN_LABEL.to_string(), run_id.to_string()),
     ]);
     let resources = BTreeMap::from([
@@ -118,6 +143,21 @@ pub fn job(spec: &KubeSpec, url: &str, workers: u32, run_id: &str) -> Job {
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
+                    // One worker per node where possible: generators on one node compete for
+                    // its CPU and network, and the measure suffers.
+                    topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+                        max_skew: 1,
+                        topology_key: "kubernetes.io/hostname".into(),
+                        when_unsatisfiable: "ScheduleAnyway".into(),
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(BTreeMap::from([(
+                                RUN_LABEL.to_string(),
+                                run_id.to_string(),
+                            )])),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     security_context: Some(PodSecurityContext {
@@ -171,8 +211,22 @@ pub fn job(spec: &KubeSpec, url: &str, workers: u32, run_id: &str) -> Job {
                             }),
                             ..Default::default()
                         }),
+                        // The root filesystem is read-only; /tmp is the platform's writable place.
+                        volume_mounts: Some(vec![VolumeMount {
+                            name: "tmp".into(),
+                            mount_path: "/tmp".into(),
+                            ..Default::default()
+                        }]),
                         ..Default::default()
                     }],
+                    volumes: Some(vec![Volume {
+                        name: "tmp".into(),
+                        empty_dir: Some(EmptyDirVolumeSource {
+                            size_limit: Some(Quantity("64Mi".into())),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
                 }),
             },
@@ -218,6 +272,88 @@ pub fn stuck(pod: &Pod) -> Option<String> {
     (status.phase.as_deref() == Some("Failed")).then(|| format!("pod {name} failed"))
 }
 
+/// Watches the pods of `selector` until one cannot start, and says why: a list gives the pods
+/// that exist and a resource version; a watch from that version gives every change after it,
+/// and is renewed from the last version seen (an event's or a bookmark's) when it ends. A
+/// version the server no longer has (410 Gone) or an error event means listing again. Errors
+/// are logged and retried: the join timeout bounds the wait anyway.
+async fn first_trouble(pods: &Api<Pod>, selector: &str) -> String {
+    loop {
+        let began = Instant::now();
+        let list = match pods.list(&ListParams::default().labels(selector)).await {
+            Ok(list) => list,
+            Err(error) => {
+                tracing::warn!("listing the worker pods: {error}");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        if let Some(reason) = list.items.iter().find_map(stuck) {
+            return reason;
+        }
+        let mut version = list.metadata.resource_version.unwrap_or_default();
+        let params = WatchParams::default()
+            .labels(selector)
+            .timeout(WATCH_SECONDS);
+        // Watch calls from `version` on, until the list must be made again.
+        loop {
+            let watched = Instant::now();
+            let events = match pods.watch(&params, &version).await {
+                Ok(events) => events,
+                Err(kube::Error::Api(status)) if status.code == 410 => break,
+                Err(error) => {
+                    tracing::warn!("watching the worker pods: {error}");
+                    break;
+                }
+            };
+            let mut events = pin!(events);
+            let mut relist = false;
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) => {
+                        if let Some(reason) = stuck(&pod) {
+                            return reason;
+                        }
+                        version = pod.metadata.resource_version.unwrap_or(version);
+                    }
+                    // With `backoffLimit: 0` a deleted pod (evicted, preempted, removed by
+                    // hand) fails the Job: its worker will never run.
+                    Ok(WatchEvent::Deleted(pod)) => {
+                        return format!(
+                            "pod {} was deleted",
+                            pod.metadata.name.as_deref().unwrap_or("?")
+                        );
+                    }
+                    Ok(WatchEvent::Bookmark(bookmark)) => {
+                        version = bookmark.metadata.resource_version;
+                    }
+                    Ok(WatchEvent::Error(status)) => {
+                        if status.code != 410 {
+                            tracing::warn!("watching the worker pods: {}", status.message);
+                        }
+                        relist = true;
+                        break;
+                    }
+                    // A broken stream: renewed from the last version seen.
+                    Err(error) => {
+                        tracing::warn!("watching the worker pods: {error}");
+                        break;
+                    }
+                }
+            }
+            if relist {
+                break;
+            }
+            if watched.elapsed() < RETRY {
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+        if began.elapsed() < RETRY {
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+}
+
 impl Launcher for Kube {
     async fn launch(&mut self, url: &str, workers: u32, run_id: &str) -> Result<(), FleetError> {
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.spec.namespace);
@@ -236,18 +372,8 @@ impl Launcher for Kube {
         let selector = format!("{RUN_LABEL}={run_id}");
         let trouble = self.trouble.clone();
         self.watcher = Some(tokio::spawn(async move {
-            loop {
-                match pods.list(&ListParams::default().labels(&selector)).await {
-                    Ok(list) => {
-                        if let Some(reason) = list.items.iter().find_map(stuck) {
-                            *trouble.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
-                            return;
-                        }
-                    }
-                    Err(error) => tracing::warn!("listing the worker pods: {error}"),
-                }
-                tokio::time::sleep(POLL).await;
-            }
+            let reason = first_trouble(&pods, &selector).await;
+            *trouble.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
         }));
         Ok(())
     }

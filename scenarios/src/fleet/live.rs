@@ -1,10 +1,12 @@
 //! The coordinator's live view of the cluster: what the progress line shows (requests/s, p95 of
 //! the last interval, errors, workers connected) and the merged totals that abort thresholds
-//! are judged on while the run goes on.
+//! are judged on while the run goes on, and the live metrics (`shakedown_*`) a coordinator
+//! serves: the sum of its workers'.
 
 use reports::{LatencyHistogram, Totals};
 
-use super::state::Fleet;
+use super::state::{End, Fleet};
+use crate::live::Figures;
 
 /// One look at the whole fleet.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,4 +84,20 @@ pub fn merged_totals(fleet: &Fleet, elapsed_s: f64) -> Totals {
     }
     totals.recompute(elapsed_s);
     totals
+}
+
+/// The live metrics of the whole fleet: the sum of every worker's latest figures (cumulative, so
+/// a worker that ended keeps counting what it did). Users are counted only for workers still
+/// streaming or that finished (then 0): a worker that went missing runs nobody we know of.
+pub fn live_figures(fleet: &Fleet) -> Figures {
+    let mut sum = Figures::default();
+    for slot in fleet.slots().iter() {
+        if let Some(figures) = &slot.live {
+            sum.add(figures);
+            if matches!(slot.end, End::Disconnected(_)) {
+                sum.active_users -= figures.active_users;
+            }
+        }
+    }
+    sum
 }

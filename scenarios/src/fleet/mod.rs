@@ -5,8 +5,8 @@
 //! `proto/shakedown/fleet/v1/fleet.proto`, has N workers launched ([`Launcher`]: local
 //! processes, a Kubernetes Indexed Job, or started by the operator), holds them at a barrier and
 //! gives them one start instant, and merges what they stream every second (HDR interval
-//! histograms and counters) into a live view, continuous `abort_on_fail` thresholds, and at the
-//! end one report — the same report `shakedown report merge` makes of the workers' own reports,
+//! histograms and counters, and live metrics when asked) into a live view, live metrics,
+//! continuous `abort_on_fail` thresholds, and at the end one report — the same report `shakedown report merge` makes of the workers' own reports,
 //! plus a per-worker breakdown. A [worker](run_worker) (`shakedown worker --coordinator URL`)
 //! gets everything it needs from the coordinator and reads no file of its own.
 

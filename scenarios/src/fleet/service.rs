@@ -27,6 +27,8 @@ pub struct Service {
     pub sources: Arc<Sources>,
     /// The normalized base URL of the system under test.
     pub target: Arc<str>,
+    /// The coordinator serves live metrics: workers send theirs with every interval.
+    pub live_metrics: bool,
 }
 
 pub fn now_us() -> i64 {
@@ -69,6 +71,7 @@ impl fleet_server::Fleet for Service {
             profile: Some(self.sources.profile.clone()),
             target: self.target.to_string(),
             start_at_us,
+            live_metrics: self.live_metrics,
         }))
     }
 
@@ -190,6 +193,12 @@ fn apply(
             slot.last_cut_at = Some(at_us(interval.cut_at_us));
             if interval.arrivals.is_some() {
                 slot.arrivals = interval.arrivals;
+            }
+            if let Some(live) = &interval.live {
+                slot.live = Some(
+                    wire::figures(live)
+                        .map_err(|e| format!("sent unreadable live metrics: {e}"))?,
+                );
             }
             Ok(None)
         }

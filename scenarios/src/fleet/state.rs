@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::barrier::Barrier;
 use super::proto;
 use super::wire;
+use crate::live::Figures;
 use crate::recorder::Measurements;
 
 /// How a worker's stream ended.
@@ -39,6 +40,8 @@ pub struct Slot {
     /// Its latest interval's requests, errors and latency, for the live view.
     pub last_interval: Option<(u64, u64, LatencyHistogram)>,
     pub arrivals: Option<proto::Arrivals>,
+    /// Its live metrics so far (cumulative), when the coordinator serves them.
+    pub live: Option<Figures>,
     pub end: End,
     /// Where commands to it go while its stream is open.
     pub commands: Option<mpsc::UnboundedSender<proto::Command>>,
@@ -58,6 +61,7 @@ impl Slot {
             last_heard: None,
             last_interval: None,
             arrivals: None,
+            live: None,
             end: End::Running,
             commands: None,
         }

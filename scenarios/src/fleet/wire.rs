@@ -1,6 +1,8 @@
 //! Measurements on the wire: a recorder's [`Interval`] becomes a proto message on the worker,
 //! and the coordinator adds each message it receives into that worker's [`Measurements`], so
 //! that the sum of the intervals is exactly what the worker's own recorder holds at the end.
+//! A worker's live metrics ([`Figures`]) travel with its intervals when the coordinator serves
+//! them; they are cumulative and simply replace the previous ones.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, OnceLock};
@@ -9,6 +11,7 @@ use std::time::Duration;
 use reports::{ErrorCounts, ErrorKind, HistogramError, LatencyHistogram};
 
 use super::proto;
+use crate::live::{Buckets, Figures, TransactionFigures};
 use crate::recorder::{Interval, Measurements, SeriesStats, Slice, slice_mut};
 
 /// The proto message for one interval of a worker.
@@ -71,6 +74,71 @@ pub enum WireError {
     ErrorKind(String),
     #[error("slice second {0} is beyond any run")]
     Second(u64),
+    #[error("live histogram with {0} buckets, expected {1}")]
+    Buckets(usize, usize),
+}
+
+/// A worker's live metrics, for the wire.
+pub fn live_figures(figures: &Figures) -> proto::LiveFigures {
+    let histogram = |buckets: &Buckets| proto::LiveHistogram {
+        counts: buckets.counts.to_vec(),
+        sum_seconds: buckets.sum,
+        count: buckets.count,
+    };
+    proto::LiveFigures {
+        transactions: figures
+            .transactions
+            .iter()
+            .map(|(name, t)| {
+                let transaction = proto::LiveTransaction {
+                    requests: t.requests,
+                    errors: t.errors.clone().into_iter().collect(),
+                    latency: Some(histogram(&t.latency)),
+                };
+                (name.clone(), transaction)
+            })
+            .collect(),
+        active_users: figures.active_users,
+        lateness: Some(histogram(&figures.lateness)),
+    }
+}
+
+/// A worker's live metrics, from the wire; error kinds and bucket counts are checked.
+pub fn figures(live: &proto::LiveFigures) -> Result<Figures, WireError> {
+    let buckets = |histogram: &Option<proto::LiveHistogram>| -> Result<Buckets, WireError> {
+        let mut buckets = Buckets::default();
+        let Some(histogram) = histogram else {
+            return Ok(buckets);
+        };
+        let expected = buckets.counts.len();
+        if histogram.counts.len() != expected {
+            return Err(WireError::Buckets(histogram.counts.len(), expected));
+        }
+        buckets.counts.copy_from_slice(&histogram.counts);
+        buckets.sum = histogram.sum_seconds;
+        buckets.count = histogram.count;
+        Ok(buckets)
+    };
+    let mut figures = Figures {
+        active_users: live.active_users,
+        lateness: buckets(&live.lateness)?,
+        ..Default::default()
+    };
+    for (name, t) in &live.transactions {
+        let mut errors = BTreeMap::new();
+        for (text, count) in &t.errors {
+            errors.insert(kind(text)?.to_string(), *count);
+        }
+        figures.transactions.insert(
+            name.clone(),
+            TransactionFigures {
+                requests: t.requests,
+                errors,
+                latency: buckets(&t.latency)?,
+            },
+        );
+    }
+    Ok(figures)
 }
 
 /// Empty measurements, as a worker's recorder starts.
@@ -272,6 +340,30 @@ mod tests {
             received.status_classes.keys().collect::<Vec<_>>(),
             own.status_classes.keys().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn live_figures_survive_the_wire_and_bad_ones_are_refused() {
+        use crate::live::{LiveMetrics, LiveSink};
+        let metrics = LiveMetrics::new();
+        metrics.request("a", Duration::from_millis(3), None);
+        metrics.request("a", Duration::from_secs(30), Some(ErrorKind::Timeout));
+        metrics.request("b", Duration::from_millis(60), Some(ErrorKind::Check));
+        metrics.iteration_started(Duration::from_millis(2));
+        metrics.active_users(5);
+        let sent = metrics.figures();
+        assert_eq!(figures(&live_figures(&sent)).unwrap(), sent);
+
+        let mut bad = live_figures(&sent);
+        bad.transactions
+            .get_mut("a")
+            .unwrap()
+            .errors
+            .insert("gremlins".into(), 1);
+        assert!(matches!(figures(&bad), Err(WireError::ErrorKind(k)) if k == "gremlins"));
+        let mut short = live_figures(&sent);
+        short.lateness.as_mut().unwrap().counts.pop();
+        assert!(matches!(figures(&short), Err(WireError::Buckets(13, 14))));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::error::FleetError;
 use super::proto::{self, fleet_client::FleetClient};
 use super::service::now_us;
 use super::wire;
+use crate::live::{LiveMetrics, LiveSink};
 use crate::runner::{LoadStarted, RunSpec, execute_tapped};
 
 /// How a worker is started.
@@ -78,15 +79,22 @@ pub async fn run_worker(
         _ = cancel.cancelled() => return Err(FleetError::Interrupted),
     }
 
+    // Counted only when the coordinator serves live metrics: it costs a lock per request.
+    let live = assignment
+        .live_metrics
+        .then(|| Arc::new(LiveMetrics::new()));
     let (outgoing, messages) = mpsc::unbounded_channel::<proto::WorkerMessage>();
     let (started_tx, started_rx) = oneshot::channel::<LoadStarted>();
     let stop = CancellationToken::new();
     let ticker = tokio::spawn(stream_intervals(
         started_rx,
         outgoing.clone(),
-        index,
-        offset_us,
-        start_local_us,
+        Stamp {
+            index,
+            offset_us,
+            start_local_us,
+        },
+        live.clone(),
         stop.clone(),
     ));
     let mut commands = client
@@ -130,8 +138,9 @@ pub async fn run_worker(
         profile,
         quiet: true,
         thresholds: Vec::new(),
-        // The coordinator is where a fleet's live figures come together; workers stream to it.
-        live: None,
+        // The coordinator is where a fleet's live figures come together: they go to it with
+        // every interval, never to an endpoint of the worker's own.
+        live: live.map(|live| live as Arc<dyn LiveSink>),
     };
     let tap = Box::new(move |started: LoadStarted| {
         let _ = started_tx.send(started);
@@ -233,16 +242,30 @@ async fn clock_offset(client: &mut FleetClient<Channel>) -> Result<i64, String> 
     Ok(best.map_or(0, |(_, offset)| offset))
 }
 
-/// Sends Started once load starts, then one interval a second, and the last one when `stop`
-/// fires (after the load ended, so nothing recorded is left behind).
+/// Who a worker's messages come from and how its clock relates to the coordinator's.
+struct Stamp {
+    index: u32,
+    /// Worker clock minus coordinator clock, µs.
+    offset_us: i64,
+    /// The agreed start on the worker's clock, µs since the epoch.
+    start_local_us: i64,
+}
+
+/// Sends Started once load starts, then one interval a second (with the live figures so far,
+/// when `live`), and the last one when `stop` fires (after the load ended, so nothing recorded
+/// is left behind).
 async fn stream_intervals(
     started: oneshot::Receiver<LoadStarted>,
     outgoing: mpsc::UnboundedSender<proto::WorkerMessage>,
-    index: u32,
-    offset_us: i64,
-    start_local_us: i64,
+    stamp: Stamp,
+    live: Option<Arc<LiveMetrics>>,
     stop: CancellationToken,
 ) {
+    let Stamp {
+        index,
+        offset_us,
+        start_local_us,
+    } = stamp;
     let Ok(started) = started.await else {
         return;
     };
@@ -274,6 +297,7 @@ async fn stream_intervals(
                 message.seq = seq;
                 message.active_users = started.recorder.live().active_users;
                 message.cut_at_us = now_us();
+                message.live = live.as_deref().map(|l| wire::live_figures(&l.figures()));
                 message.arrivals = started.pacer.as_ref().map(|pacer| proto::Arrivals {
                     scheduled_iterations: pacer.scheduled_so_far(),
                     started_iterations: pacer.started(),

@@ -46,33 +46,54 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// The live metrics of this process's runs; a [`LiveSink`].
+/// The live metrics of this process's runs; a [`LiveSink`]. A coordinator, which runs no load
+/// itself, sets them to the sum of its workers' [`Figures`] instead ([`LiveMetrics::replace`]).
 #[derive(Debug, Default)]
 pub struct LiveMetrics {
-    state: Mutex<State>,
+    state: Mutex<Figures>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    transactions: BTreeMap<String, Transaction>,
-    active_users: u32,
-    lateness: Buckets,
+/// Everything the live metrics count, as plain numbers: what a worker sends its coordinator,
+/// and what workers' figures add up to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    pub transactions: BTreeMap<String, TransactionFigures>,
+    pub active_users: u32,
+    pub lateness: Buckets,
 }
 
-#[derive(Debug, Default)]
-struct Transaction {
-    requests: u64,
-    errors: BTreeMap<String, u64>,
-    latency: Buckets,
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TransactionFigures {
+    pub requests: u64,
+    /// Failed requests by kind (`connect`, `timeout`, `status`, `check`, `other`).
+    pub errors: BTreeMap<String, u64>,
+    pub latency: Buckets,
 }
 
 /// A histogram with [`LATENCY_BUCKETS_SECONDS`]: per-bucket (not cumulative) counts, the last
 /// one being `+Inf`.
-#[derive(Debug, Clone)]
-struct Buckets {
-    counts: [u64; LATENCY_BUCKETS_SECONDS.len() + 1],
-    sum: f64,
-    count: u64,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets {
+    pub counts: [u64; LATENCY_BUCKETS_SECONDS.len() + 1],
+    /// Seconds.
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Figures {
+    /// Adds `other`'s counts to these (another worker's, say); active users add up too.
+    pub fn add(&mut self, other: &Figures) {
+        for (name, theirs) in &other.transactions {
+            let ours = self.transactions.entry(name.clone()).or_default();
+            ours.requests += theirs.requests;
+            for (kind, errors) in &theirs.errors {
+                *ours.errors.entry(kind.clone()).or_default() += errors;
+            }
+            ours.latency.add(&theirs.latency);
+        }
+        self.active_users += other.active_users;
+        self.lateness.add(&other.lateness);
+    }
 }
 
 impl Default for Buckets {
@@ -86,6 +107,14 @@ impl Default for Buckets {
 }
 
 impl Buckets {
+    fn add(&mut self, other: &Buckets) {
+        for (ours, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *ours += theirs;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
     fn observe(&mut self, value: Duration) {
         let seconds = value.as_secs_f64();
         let index = LATENCY_BUCKETS_SECONDS
@@ -192,7 +221,17 @@ impl LiveMetrics {
         out
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    /// A copy of the current figures.
+    pub fn figures(&self) -> Figures {
+        self.lock().clone()
+    }
+
+    /// Sets every figure at once (a coordinator's sum of its workers').
+    pub fn replace(&self, figures: Figures) {
+        *self.lock() = figures;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Figures> {
         // Counters are plain numbers: a panic elsewhere cannot leave them half-updated.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -358,6 +397,37 @@ mod tests {
             !text.contains(r#"transaction="browse",kind"#),
             "browse had no errors: {text}"
         );
+    }
+
+    #[test]
+    fn figures_add_up_like_one_process_fed_with_both() {
+        let one = fed();
+        let two = Arc::new(LiveMetrics::new());
+        two.request(
+            "browse",
+            Duration::from_millis(700),
+            Some(ErrorKind::Connect),
+        );
+        two.request("search", Duration::from_millis(2), None);
+        two.iteration_started(Duration::from_millis(40));
+        two.active_users(3);
+        let mut sum = one.figures();
+        sum.add(&two.figures());
+
+        let both = fed();
+        both.request(
+            "browse",
+            Duration::from_millis(700),
+            Some(ErrorKind::Connect),
+        );
+        both.request("search", Duration::from_millis(2), None);
+        both.iteration_started(Duration::from_millis(40));
+        both.active_users(4 + 3);
+        assert_eq!(sum, both.figures());
+
+        let coordinator = Arc::new(LiveMetrics::new());
+        coordinator.replace(sum);
+        assert_eq!(coordinator.encode(), both.encode());
     }
 
     #[test]

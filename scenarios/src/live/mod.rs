@@ -6,7 +6,8 @@
 //! run has a [`LiveSink`], every request, every open-model iteration start and the watcher's
 //! active-user samples are also handed to it. [`LiveMetrics`] is the sink the CLI uses; its
 //! figures are cumulative over the whole process, so the steps of a capacity search add up
-//! like one long run.
+//! like one long run. A fleet's workers send their [`Figures`] to the coordinator, whose
+//! `LiveMetrics` hold the sum.
 
 mod listener;
 mod metrics;
@@ -18,7 +19,10 @@ use std::time::Duration;
 use reports::ErrorKind;
 
 pub use listener::{ListenError, MetricsListener};
-pub use metrics::{LATENCY_BUCKETS_SECONDS, LiveMetrics, OPENMETRICS_CONTENT_TYPE, Sample};
+pub use metrics::{
+    Buckets, Figures, LATENCY_BUCKETS_SECONDS, LiveMetrics, OPENMETRICS_CONTENT_TYPE, Sample,
+    TransactionFigures,
+};
 pub use remote_write::{PushTally, RemoteWrite, RemoteWriteError, RemoteWriter};
 
 /// What a run tells live observers, as it happens.
