@@ -815,6 +815,36 @@ fn the_gateway_reaches_grpc_backends_through_headless_services() {
     }
 }
 
+/// Order, offer and payment balance their gRPC calls as the gateway does, so they too name the
+/// headless Services of their gRPC peers: an HPA scale-out of inventory or order gets their calls.
+#[test]
+fn grpc_callers_reach_their_peers_through_headless_services() {
+    let callers: [(&str, &[&str]); 3] = [
+        ("order", &["offer", "inventory", "payment"]),
+        ("offer", &["product"]),
+        ("payment", &["order"]),
+    ];
+    for overlay in OVERLAYS {
+        let Some(docs) = render(overlay) else { return };
+        for (caller, peers) in callers {
+            let deployment = find(&docs, "Deployment", caller).expect("caller Deployment");
+            let container = &containers(&deployment["spec"]["template"]["spec"])[0];
+            for peer in peers {
+                let var = format!("{}_URL", peer.to_uppercase());
+                assert_eq!(
+                    env_value(container, &var).and_then(|e| e["value"].as_str()),
+                    Some(format!("http://{peer}-headless:50051").as_str()),
+                    "{overlay}: {caller}'s {var}"
+                );
+                assert!(
+                    find(&docs, "Service", &format!("{peer}-headless")).is_some(),
+                    "{overlay}: no Service {peer}-headless"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn kafka_topics_are_declared_for_strimzi() {
     let Some(docs) = render("overlays/prod") else {

@@ -140,11 +140,27 @@ fn three_local_workers_make_one_report_equal_to_merging_theirs() {
     );
     let command = report["provenance"]["command_line"].as_str().unwrap();
     assert!(command.starts_with("shakedown run health "), "{command}");
-    let read: Vec<&Value> = merged["provenance"]["files"].as_array().unwrap().iter().collect();
-    assert_eq!(read.len(), 3, "report merge digests the three reports it read");
-    assert!(read.iter().all(|f| f["role"] == "report" && f["sha256"].is_string()));
+    let read: Vec<&Value> = merged["provenance"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(
+        read.len(),
+        3,
+        "report merge digests the three reports it read"
+    );
+    assert!(
+        read.iter()
+            .all(|f| f["role"] == "report" && f["sha256"].is_string())
+    );
     // Each worker's own report measured its process's CPU; the merge keeps the busiest.
-    assert!(merged["provenance"]["generator"]["cpu_seconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        merged["provenance"]["generator"]["cpu_seconds"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     let union = report["totals"]["latency"]["p95_ms"].as_f64().unwrap();
     assert!(union > 0.0);
 }

@@ -14,8 +14,9 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     platform::{
+        balance::{self, Balancing},
         config::peer_url,
-        grpc::{self, TracedChannel},
+        grpc::TracedChannel,
         http::Runtime,
     },
     proto::{
@@ -38,7 +39,8 @@ pub async fn run(rt: Runtime) -> Result<()> {
 
 /// Runs the offer service against the product service at `product_url`.
 pub async fn run_with(rt: Runtime, product_url: String) -> Result<()> {
-    let products = ProductServiceClient::new(grpc::channel(&product_url)?);
+    let products =
+        ProductServiceClient::new(balance::channel(&product_url, &Balancing::from_env()?)?);
     let mut rt = rt;
     rt.readiness.add("product", peer_health_check(product_url));
     let service = OfferServiceServer::new(Offers { products });

@@ -23,9 +23,10 @@ use tonic::{Request, Response, Status};
 use crate::{
     platform::{
         accounting,
+        balance::{self, Balancing},
         config::peer_url,
         events::{self, Envelope, ORDER_CREATED, TOPIC_ORDERS},
-        grpc::{self, TracedChannel},
+        grpc::TracedChannel,
         http::Runtime,
         metrics::Metrics,
         outbox::Outbox,
@@ -108,13 +109,16 @@ pub async fn run_with(mut rt: Runtime, peers: Peers) -> Result<()> {
         async move { accounting::count_rows(&db.pool, "SELECT COUNT(*) FROM orders", None).await }
     });
 
+    // Spread calls over every pod of each peer (headless Services), as the gateway does.
+    let balancing = Balancing::from_env()?;
+    let channel = |url: &str| balance::channel(url, &balancing);
     let service = Orders {
         db,
         outbox,
         metrics: rt.metrics.clone(),
-        offer: OfferServiceClient::new(grpc::channel(&peers.offer)?),
-        inventory: InventoryServiceClient::new(grpc::channel(&peers.inventory)?),
-        payments: PaymentServiceClient::new(grpc::channel(&peers.payment)?),
+        offer: OfferServiceClient::new(channel(&peers.offer)?),
+        inventory: InventoryServiceClient::new(channel(&peers.inventory)?),
+        payments: PaymentServiceClient::new(channel(&peers.payment)?),
     };
     let router = tonic::service::Routes::new(OrderServiceServer::new(service)).into_axum_router();
     rt.serve(router).await

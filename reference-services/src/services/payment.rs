@@ -25,9 +25,10 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     platform::{
+        balance::{self, Balancing},
         config::peer_url,
         events::{self, Envelope, TOPIC_PAYMENTS},
-        grpc::{self, TracedChannel},
+        grpc::TracedChannel,
         http::Runtime,
         metrics::Metrics,
         outbox::Outbox,
@@ -78,7 +79,7 @@ pub async fn run_with(mut rt: Runtime, order_url: &str) -> Result<()> {
         db,
         outbox,
         metrics: rt.metrics.clone(),
-        orders: OrderServiceClient::new(grpc::channel(order_url)?),
+        orders: OrderServiceClient::new(balance::channel(order_url, &Balancing::from_env()?)?),
     };
     let router = tonic::service::Routes::new(PaymentServiceServer::new(service)).into_axum_router();
     rt.serve(router).await
