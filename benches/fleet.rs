@@ -56,19 +56,41 @@ fn main() {
         seconds + 1
     );
     let one = run(&url, &profile, &dir.path().join("one"), &[]);
-    println!("one process:                      {one:>10.0} req/s");
+    println!(
+        "one process:                      {:>10.0} req/s, generator {:.2} cores ({:.0} requests per CPU-second)",
+        one.rps,
+        one.cores,
+        one.rps / one.cores
+    );
     let two = run(
         &url,
         &profile,
         &dir.path().join("two"),
         &["--workers", "2", "--on", "local"],
     );
-    println!("coordinator + 2 local workers:    {two:>10.0} req/s");
-    println!("ratio: {:.2}× (goal ≥ 1.6×)", two / one);
+    println!(
+        "coordinator + 2 local workers:    {:>10.0} req/s, workers {:.2} cores ({:.0} requests per CPU-second)",
+        two.rps,
+        two.cores,
+        two.rps / two.cores
+    );
+    println!("ratio: {:.2}× (goal ≥ 1.6×)", two.rps / one.rps);
+    println!(
+        "cores: {} on this machine; one process already spreads its users over all of them",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
 }
 
-/// Requests/s of one run, from its report.
-fn run(url: &str, profile: &Path, out: &Path, extra: &[&str]) -> f64 {
+/// What one run achieved and the CPU its generators used (from the reports' provenance).
+struct Achieved {
+    rps: f64,
+    /// Average cores the generator processes kept busy (workers summed).
+    cores: f64,
+}
+
+/// Requests/s of one run and its generators' CPU, from its reports (a coordinated run's workers
+/// write their own, with their CPU, under `workers/`).
+fn run(url: &str, profile: &Path, out: &Path, extra: &[&str]) -> Achieved {
     let status = Command::new(env!("CARGO_BIN_EXE_shakedown"))
         .args(["run", "health", "--quiet", "--target", url])
         .arg("--profile")
@@ -80,9 +102,41 @@ fn run(url: &str, profile: &Path, out: &Path, extra: &[&str]) -> f64 {
         .status()
         .expect("shakedown runs");
     assert!(status.success(), "the run failed: {status}");
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("latest").join("report.json")).expect("report"),
-    )
-    .expect("report JSON");
-    report["totals"]["rps"].as_f64().expect("rps")
+    let run_dir = out.join("latest");
+    let report = read_report(&run_dir.join("report.json"));
+    let own = |report: &serde_json::Value| {
+        report["provenance"]["generator"]["cpu_cores_used"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    let mut worker_reports = Vec::new();
+    collect_reports(&run_dir.join("workers"), &mut worker_reports);
+    let cores = if worker_reports.is_empty() {
+        own(&report)
+    } else {
+        worker_reports.iter().map(|path| own(&read_report(path))).sum()
+    };
+    Achieved {
+        rps: report["totals"]["rps"].as_f64().expect("rps"),
+        cores,
+    }
+}
+
+fn read_report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("report")).expect("report JSON")
+}
+
+/// Every `report.json` under `dir` (none when it does not exist).
+fn collect_reports(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_reports(&path, found);
+        } else if path.file_name().is_some_and(|n| n == "report.json") {
+            found.push(path);
+        }
+    }
 }
