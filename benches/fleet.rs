@@ -114,7 +114,10 @@ fn run(url: &str, profile: &Path, out: &Path, extra: &[&str]) -> Achieved {
     let cores = if worker_reports.is_empty() {
         own(&report)
     } else {
-        worker_reports.iter().map(|path| own(&read_report(path))).sum()
+        worker_reports
+            .iter()
+            .map(|path| own(&read_report(path)))
+            .sum()
     };
     Achieved {
         rps: report["totals"]["rps"].as_f64().expect("rps"),
