@@ -11,8 +11,13 @@
 //! 2. **checkout**: the built-in `checkout` scenario, closed model, no think time (default 32
 //!    users); prints complete flows/s (a flow ends with its `get_order` check passing; target
 //!    ≥ 500) and the p95 of all its requests and of each step;
+//!    It also prints the CPU time one flow costs (every service's, and this process's: the
+//!    generator and the mock Kafka cluster), and so the most flows/s the machine's cores allow;
 //! 3. **memory**: every service process's peak resident set (the largest `VmRSS` sampled every
-//!    250 ms during both loads, and the kernel's `VmHWM` at the end; target < 30 MB each).
+//!    250 ms during both loads, and the kernel's `VmHWM` at the end; target < 30 MB each), and
+//!    at the end how much of the resident set is the process's own memory (`RssAnon`) and how
+//!    much is mapped files (`RssFile`: mostly the pages of the one `shakedown` executable that
+//!    every service runs, in memory once for all of them).
 //!
 //! Generator and stack share the machine, so the figures are for this machine as a whole (on a
 //! 2-core box the generator takes a good part of a core); other load on the machine makes them
@@ -107,7 +112,9 @@ async fn bench(seconds: u64, rate: u64, users: u64) {
     )
     .await;
     let checkout = Scenario::resolve("checkout").expect("built-in checkout");
+    let cpu_before = CpuTimes::of(&pids);
     let flows = run(&checkout, &target, closed_profile(users, seconds)).await;
+    let cpu = CpuTimes::of(&pids).since(&cpu_before);
     let sampled = memory.stop().await;
 
     println!();
@@ -157,21 +164,46 @@ async fn bench(seconds: u64, rate: u64, users: u64) {
         );
     }
 
+    if completed > 0 {
+        let per_flow = |seconds: f64| seconds * 1000.0 / completed as f64;
+        let services: f64 = cpu.services.values().sum();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        println!(
+            "   CPU per complete flow: {:.2} ms in the services, {:.2} ms in this process (generator and mock Kafka);",
+            per_flow(services),
+            per_flow(cpu.this_process)
+        );
+        println!(
+            "   {cores} cores can carry at most {:.0} flows/s at that cost",
+            cores as f64 * 1000.0 / per_flow(services + cpu.this_process)
+        );
+        let mut heaviest: Vec<_> = cpu.services.iter().collect();
+        heaviest.sort_by(|a, b| b.1.total_cmp(a.1));
+        let listed: Vec<String> = heaviest
+            .iter()
+            .map(|(name, seconds)| format!("{name} {:.2}", per_flow(**seconds)))
+            .collect();
+        println!("   by service, ms per flow: {}", listed.join(", "));
+    }
+
     println!();
     println!("3. resident memory of every service under that load (target: < 30 MB each)");
     println!(
-        "   {:<18} {:>14} {:>12}",
-        "service", "max VmRSS MB", "VmHWM MB"
+        "   {:<18} {:>14} {:>12} {:>14} {:>14}",
+        "service", "max VmRSS MB", "VmHWM MB", "RssAnon MB", "RssFile MB"
     );
     let mut over = Vec::new();
     for (name, pid) in &pids {
         let max_rss = sampled.get(name).copied().unwrap_or(0);
         let hwm = status_kb(*pid, "VmHWM:").unwrap_or(0);
+        let mb = |field| status_kb(*pid, field).unwrap_or(0) as f64 / 1024.0;
         println!(
-            "   {:<18} {:>14.1} {:>12.1}",
+            "   {:<18} {:>14.1} {:>12.1} {:>14.1} {:>14.1}",
             name,
             max_rss as f64 / 1024.0,
-            hwm as f64 / 1024.0
+            hwm as f64 / 1024.0,
+            mb("RssAnon:"),
+            mb("RssFile:")
         );
         if hwm > 30 * 1024 {
             over.push(name.as_str());
@@ -243,6 +275,58 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse().ok())
+}
+
+/// CPU time (user + system) used so far by every service and by this process, in seconds.
+struct CpuTimes {
+    services: BTreeMap<String, f64>,
+    this_process: f64,
+}
+
+impl CpuTimes {
+    fn of(pids: &[(String, u32)]) -> Self {
+        Self {
+            services: pids
+                .iter()
+                .map(|(name, pid)| (name.clone(), cpu_seconds(&pid.to_string())))
+                .collect(),
+            this_process: cpu_seconds("self"),
+        }
+    }
+
+    fn since(&self, earlier: &CpuTimes) -> CpuTimes {
+        CpuTimes {
+            services: self
+                .services
+                .iter()
+                .map(|(name, now)| {
+                    let before = earlier.services.get(name).copied().unwrap_or(0.0);
+                    (name.clone(), now - before)
+                })
+                .collect(),
+            this_process: self.this_process - earlier.this_process,
+        }
+    }
+}
+
+/// utime + stime of `/proc/<pid>/stat` (fields 14 and 15, after the parenthesised name), in
+/// seconds; 0 for a process that is gone.
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some(after_name) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / per_second
 }
 
 /// Samples every service's `VmRSS` in the background and keeps each one's largest.

@@ -392,14 +392,12 @@ async fn a_latency_fault_on_one_service_names_it_first_to_saturate() {
         return;
     }
     let stack = common::start_stack(true).await;
-    let product = stack.endpoint("product").expect("a product service");
-    let fault = reqwest::Client::new()
-        .put(format!("{}/admin/faults", product.admin_url))
-        .json(&serde_json::json!({"latency_ms": 20, "concurrency": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert!(fault.status().is_success(), "{fault:?}");
+    common::inject_fault(
+        &stack,
+        "product",
+        serde_json::json!({"latency_ms": 20, "concurrency": 1}),
+    )
+    .await;
     // Prometheus has just started: the first step needs the services scraped already.
     let query = format!(
         "{}/api/v1/query?query=process_cpu_seconds_total%7Bservice%3D%22product%22%7D",

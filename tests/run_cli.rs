@@ -340,14 +340,7 @@ async fn the_report_sets_client_latency_next_to_the_servers_per_route() {
         return;
     }
     let stack = common::start_stack(true).await;
-    let product = stack.endpoint("product").expect("a product service");
-    let fault = reqwest::Client::new()
-        .put(format!("{}/admin/faults", product.admin_url))
-        .json(&serde_json::json!({"latency_ms": 40}))
-        .send()
-        .await
-        .unwrap();
-    assert!(fault.status().is_success(), "{fault:?}");
+    common::inject_fault(&stack, "product", serde_json::json!({"latency_ms": 40})).await;
     let out = tempfile::tempdir().unwrap();
     let scenario = out.path().join("detail.yaml");
     std::fs::write(

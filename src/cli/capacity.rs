@@ -352,10 +352,7 @@ impl ServiceFigures {
     ) -> std::result::Result<(Vec<scenarios::capacity::ServiceFigures>, Vec<String>), String> {
         let from = report.started_at + chrono::Duration::from_std(ramp).unwrap_or_default();
         let to = report.ended_at.max(from + chrono::Duration::seconds(1));
-        let scraped = to + chrono::Duration::from_std(super::gate::LAST_SCRAPE).unwrap_or_default();
-        if let Ok(wait) = (scraped - chrono::Utc::now()).to_std() {
-            tokio::time::sleep(wait).await;
-        }
+        super::gate::until_scraped(to).await;
         let breakdown = self
             .prometheus
             .breakdown(&self.label, from, to)

@@ -13,7 +13,16 @@ use shop::stack::Stack;
 use super::{Exit, exit};
 
 /// Prometheus scrapes the embedded stack every second: give it time to see the last second of a run.
-pub const LAST_SCRAPE: Duration = Duration::from_secs(3);
+const LAST_SCRAPE: Duration = Duration::from_secs(3);
+
+/// Waits until Prometheus has scraped what happened up to `end` (at most a minute, as a clock
+/// that jumped must not hang the command), and no longer than what is left of that time.
+pub async fn until_scraped(end: chrono::DateTime<chrono::Utc>) {
+    let scraped = end + chrono::Duration::from_std(LAST_SCRAPE).unwrap_or_default();
+    if let Ok(wait) = (scraped - chrono::Utc::now()).to_std() {
+        tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+    }
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct SloArgs {
@@ -89,7 +98,7 @@ impl SloGate {
         quiet: bool,
     ) -> Option<Exit> {
         if stack.is_some_and(|s| s.prometheus_url().is_some()) {
-            tokio::time::sleep(LAST_SCRAPE).await;
+            until_scraped(report.ended_at).await;
         }
         let sources = ::slo::SourcesConfig {
             report: Some((Arc::new(report.clone()), "this run".to_string())),

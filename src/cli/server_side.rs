@@ -3,8 +3,6 @@
 //! (`slo::sources::routes`). A diagnostic: when Prometheus cannot answer, the run's verdict and
 //! report stand without it and a warning says why.
 
-use std::time::Duration;
-
 use clap::Args;
 use reports::Report;
 use scenarios::Scenario;
@@ -40,11 +38,7 @@ pub async fn attach(
     if requested.is_empty() {
         return;
     }
-    let scraped =
-        report.ended_at + chrono::Duration::from_std(super::gate::LAST_SCRAPE).unwrap_or_default();
-    if let Ok(wait) = (scraped - chrono::Utc::now()).to_std() {
-        tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
-    }
+    super::gate::until_scraped(report.ended_at).await;
     let asked = async {
         let source = PrometheusSource::new(prometheus).map_err(|e| e.to_string())?;
         source

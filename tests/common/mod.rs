@@ -28,6 +28,21 @@ pub async fn start_stack(prometheus: bool) -> Stack {
     Stack::start(options).await.expect("embedded stack starts")
 }
 
+/// Injects `fault` (the `/admin/faults` body, e.g. `{"latency_ms": 40}`) into `service` of the
+/// embedded stack; panics when the service refuses it.
+pub async fn inject_fault(stack: &Stack, service: &str, fault: Value) {
+    let endpoint = stack
+        .endpoint(service)
+        .unwrap_or_else(|| panic!("the stack has no {service} service"));
+    let answer = reqwest::Client::new()
+        .put(format!("{}/admin/faults", endpoint.admin_url))
+        .json(&fault)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, for at most `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
 where

@@ -128,23 +128,29 @@ impl Runtime {
     /// `app` with the ops routes and the middleware stack applied.
     pub fn router(&self, app: Router) -> Router {
         self.metrics.declare_ops_routes();
+        // axum clones a middleware's state for every request: one Arc, not a whole Runtime
+        // (its configuration's strings and paths) twice per request.
+        let shared = Arc::new(self.clone());
         let ops = Router::new()
             .route("/health", get(health))
             .route("/ready", get(ready))
             .route("/metrics", get(metrics_text))
-            .with_state(self.clone());
-        app.layer(middleware::from_fn_with_state(self.clone(), inject_faults))
-            .merge(ops)
-            .layer(middleware::from_fn_with_state(self.clone(), observe))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(shared.clone());
+        app.layer(middleware::from_fn_with_state(
+            shared.clone(),
+            inject_faults,
+        ))
+        .merge(ops)
+        .layer(middleware::from_fn_with_state(shared, observe))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
     }
 }
 
-async fn health(State(rt): State<Runtime>) -> impl IntoResponse {
+async fn health(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
     Json(json!({"status": "healthy", "service": rt.config.name}))
 }
 
-async fn ready(State(rt): State<Runtime>) -> Response {
+async fn ready(State(rt): State<Arc<Runtime>>) -> Response {
     let evaluation = rt.readiness.evaluate().await;
     let ready = evaluation.ready;
     rt.metrics.ready.set(if ready { 1.0 } else { 0.0 });
@@ -170,7 +176,7 @@ async fn ready(State(rt): State<Runtime>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn metrics_text(State(rt): State<Runtime>) -> Response {
+async fn metrics_text(State(rt): State<Arc<Runtime>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -189,7 +195,7 @@ fn is_grpc(req: &Request) -> bool {
 }
 
 /// Times the request, labels it, and runs it inside its trace context and log span.
-async fn observe(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
+async fn observe(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let grpc = is_grpc(&req);
     let method = metrics::method_label(req.method());
@@ -252,7 +258,7 @@ async fn observe(State(rt): State<Runtime>, req: Request, next: Next) -> Respons
 }
 
 /// Applies injected latency and errors to the service's own routes (not to the ops routes).
-async fn inject_faults(State(rt): State<Runtime>, req: Request, next: Next) -> Response {
+async fn inject_faults(State(rt): State<Arc<Runtime>>, req: Request, next: Next) -> Response {
     let _turn = rt.faults.turn().await;
     let decision = rt.faults.decide();
     if !decision.delay.is_zero() {

@@ -4,7 +4,7 @@
 //!
 //! Both refuse with "retry after N seconds" instead of queueing without bound: a refused request
 //! costs almost nothing, while a queued one holds memory and delays every request behind it. The
-//! auth service uses them so that password hashing (Argon2id, ~19 MiB and tens of milliseconds
+//! auth service uses them so that password hashing (Argon2id, 7 MiB and tens of milliseconds
 //! each) cannot be turned into an out-of-memory kill or a brute-force oracle.
 
 use std::{

@@ -6,7 +6,7 @@
 //! `VerifyToken` checks signature, expiry and revocation, so the gateway can refuse a logged-out
 //! token on the very next request.
 //!
-//! Sign-ins are the one cheap request that costs the server dearly (one Argon2id hash: ~19 MiB
+//! Sign-ins are the one cheap request that costs the server dearly (one Argon2id hash: 7 MiB
 //! and tens of milliseconds of CPU), so they are limited twice: register and login attempts are
 //! throttled per account (the email) and per client address (the address the gateway saw,
 //! forwarded as `x-forwarded-for` metadata), and hashes run on the blocking pool behind a
@@ -70,15 +70,23 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
-    /// JWT keys and limits from the environment and the Argon2 defaults (19 MiB, 2 passes).
+    /// JWT keys and limits from the environment, and [`hashing_cost`].
     pub fn from_env() -> Result<Self> {
         Ok(Self {
             keys: JwtKeys::from_env()?,
-            hashing: Params::DEFAULT,
+            hashing: hashing_cost(),
             limits: AuthLimits::from_env()?,
             hash_bound: None,
         })
     }
+}
+
+/// Argon2id cost of new hashes: OWASP's 7 MiB, 5 passes, 1 lane, which its Password Storage
+/// Cheat Sheet lists as defending as well as the crate's default (19 MiB, 2 passes) at about the
+/// same CPU. The smaller memory is what lets the service stay near 30 MB resident with one hash
+/// running per core; verification reads each stored hash's own cost, so older hashes still verify.
+pub fn hashing_cost() -> Params {
+    Params::new(7 * 1024, 5, 1, None).expect("valid Argon2 parameters")
 }
 
 /// How much sign-in work the service accepts (see the README's "Sign-in throttling").
@@ -447,8 +455,8 @@ fn client_address<T>(request: &Request<T>) -> String {
 /// Argon2id hashing on the blocking thread pool, at most `bound.permits()` hashes at once, each
 /// in one of at most that many reused working memories.
 ///
-/// The reuse is what bounds memory: with a fresh 19 MiB allocation per hash, freed memory stayed
-/// cached in the allocator's per-thread arenas, so 100 logins with 2 permits left the process at
+/// The reuse is what bounds memory: with a fresh allocation per hash (19 MiB, the cost then),
+/// freed memory stayed cached in the allocator's per-thread arenas, so 100 logins with 2 permits left the process at
 /// ~550 MB resident although never more than 2 hashes ran at once (measured on the embedded
 /// stack). Pooled, hashing holds `permits × m_cost` and no more.
 #[derive(Clone)]
@@ -737,6 +745,27 @@ mod tests {
         let stored = costly.hash_password(b"old", &salt).unwrap().to_string();
         assert!(verify_password(&memories, b"old", &stored).is_ok());
         assert!(memories.lock().unwrap().len() <= 1, "one job, one memory");
+    }
+
+    #[test]
+    fn new_hashes_take_todays_cost_and_older_ones_still_verify() {
+        use argon2::PasswordHasher;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, hashing_cost());
+        let memories = Mutex::new(Vec::new());
+        let ours = hash_password(&argon, &memories, b"correct horse", &[3u8; 16]).unwrap();
+        assert!(ours.contains("$m=7168,t=5,p=1$"), "{ours}");
+        assert!(verify_password(&memories, b"correct horse", &ours).is_ok());
+        let pooled: usize = memories.lock().unwrap().iter().map(Vec::len).sum();
+        assert_eq!(pooled * 1024, 7 * 1024 * 1024, "one 7 MiB working memory");
+        // Accounts registered under the earlier cost (the crate's default) keep signing in.
+        let salt = SaltString::encode_b64(&[5u8; 16]).unwrap();
+        let before = Argon2::default()
+            .hash_password(b"battery staple", &salt)
+            .unwrap()
+            .to_string();
+        assert!(before.contains("$m=19456,t=2,p=1$"), "{before}");
+        assert!(verify_password(&memories, b"battery staple", &before).is_ok());
+        assert!(verify_password(&memories, b"battery stable", &before).is_err());
     }
 
     #[test]

@@ -16,13 +16,11 @@ use chrono::{DateTime, Utc};
 use prometheus_http_query::response::Data;
 use serde::{Deserialize, Serialize};
 
-use super::SourceError;
 use super::prometheus::PrometheusSource;
+use super::{OPS_ROUTES, SourceError};
 
 /// Request-count series of both protocols; the `_bucket` and `_count` suffixes are added.
 const LATENCY_HISTOGRAMS: &str = "http_request_duration_seconds|grpc_server_handling_seconds";
-/// Routes that are probes and scrapes rather than load.
-const OPS_ROUTES: &str = "/health|/ready|/metrics";
 /// Server errors: 5xx on HTTP; on gRPC the codes that mean the server failed (not the caller).
 /// Each regex also matches the empty value, which is how an HTTP series reads `grpc_code` and a
 /// gRPC series reads `status`.

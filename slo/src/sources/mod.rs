@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::Sli;
 use crate::window::Window;
 
+/// Routes that are probes and scrapes rather than load: every server-side figure leaves them out.
+const OPS_ROUTES: &str = "/health|/ready|/metrics";
+
 pub use alerts::firing_query;
 pub use breakdown::{Breakdown, GroupFigures};
 pub use client::ClientSource;

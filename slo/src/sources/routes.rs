@@ -13,11 +13,8 @@ use chrono::{DateTime, Utc};
 use prometheus_http_query::response::Data;
 use reports::{Percentiles, Report, RouteLatency, ServerSide};
 
-use super::SourceError;
 use super::prometheus::PrometheusSource;
-
-/// Probes and scrapes are not the load.
-const OPS_ROUTES: &str = "/health|/ready|/metrics";
+use super::{OPS_ROUTES, SourceError};
 
 /// One route as the server measured it.
 #[derive(Clone, Debug, Default, PartialEq)]

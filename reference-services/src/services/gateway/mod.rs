@@ -19,6 +19,7 @@
 //! of their own.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use anyhow::Result;
 use axum::{
@@ -181,10 +182,21 @@ pub const ROUTES: [HttpRoute; 20] = [
 /// request runs out of its time budget.
 const GATEWAY_ERRORS: [u16; 1] = [504];
 
-/// Clients of every backend, connected once at start and cloned per request (clones share the
-/// underlying connections: one per instance of the backend).
+/// Clients of every backend, connected once at start. axum clones the state for every extractor
+/// of every request, so it is one `Arc` rather than eight clients and two strings; a handler
+/// clones the one client it calls (clones share the connections: one per backend instance).
 #[derive(Clone)]
-pub struct Gateway {
+pub struct Gateway(Arc<Backends>);
+
+impl std::ops::Deref for Gateway {
+    type Target = Backends;
+
+    fn deref(&self) -> &Backends {
+        &self.0
+    }
+}
+
+pub struct Backends {
     auth: AuthServiceClient<TracedChannel>,
     users: UserServiceClient<TracedChannel>,
     products: ProductServiceClient<TracedChannel>,
@@ -203,7 +215,7 @@ impl Gateway {
     /// Tokio runtime: each such name is re-resolved by a task of its own).
     pub fn connect(peers: &Peers, balancing: &Balancing) -> Result<Self> {
         let channel = |url: &str| balance::channel(url, balancing);
-        Ok(Self {
+        Ok(Self(Arc::new(Backends {
             auth: AuthServiceClient::new(channel(&peers.auth)?),
             users: UserServiceClient::new(channel(&peers.user)?),
             products: ProductServiceClient::new(channel(&peers.product)?),
@@ -221,7 +233,7 @@ impl Gateway {
                 .build()?,
             cart_url: peers.cart.trim_end_matches('/').to_string(),
             ingest_url: peers.analytics_ingest.trim_end_matches('/').to_string(),
-        })
+        })))
     }
 }
 
