@@ -37,6 +37,19 @@ pub fn describe(spec: &Faults, admin: &str) -> Vec<String> {
         ),
         format!("DELETE {admin}/admin/faults"),
     ]
+    .into_iter()
+    .chain(
+        spec.latency
+            .filter(|l| !l.is_zero())
+            .map(|l| l + spec.jitter.unwrap_or_default())
+            .map(|d| {
+                format!(
+                    "wait {} for the requests it delayed to answer",
+                    humantime::format_duration(d)
+                )
+            }),
+    )
+    .collect()
 }
 
 pub fn describe_clear(admin: &str) -> Vec<String> {
@@ -124,9 +137,21 @@ impl Action for FaultsAction {
                 // still tells the operator how to undo it.
                 Err(_) => std::mem::forget(in_force),
             }
+            // A request admitted just before the clear still carries the fault's delay: the
+            // disruption lasts until it has answered, so the "after" window does not judge it.
+            let delayed =
+                self.spec.latency.unwrap_or_default() + self.spec.jitter.unwrap_or_default();
+            if cleared.is_ok() && held && !delayed.is_zero() {
+                hold(delayed, cancel).await;
+            }
             let mut detail = format!("{body}");
             if !held {
                 detail.push_str("; cut short (halt or Ctrl-C)");
+            } else if cleared.is_ok() && !delayed.is_zero() {
+                detail.push_str(&format!(
+                    "; cleared, then {} for requests it delayed to answer",
+                    humantime::format_duration(delayed)
+                ));
             }
             let outcome = match &cleared {
                 Ok(()) => Outcome::Ok,
@@ -203,5 +228,92 @@ mod tests {
             "PUT http://x/admin/faults {\"error_ratio\":0.25,\"jitter_ms\":0,\"latency_ms\":800}"
         );
         assert_eq!(lines[2], "DELETE http://x/admin/faults");
+        assert_eq!(lines[3], "wait 800ms for the requests it delayed to answer");
+    }
+
+    /// An admin endpoint that answers every request with 200 and notes its method and time.
+    async fn admin_stub() -> (
+        String,
+        std::sync::Arc<std::sync::Mutex<Vec<(String, chrono::DateTime<Utc>)>>>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 1024];
+                // Headers, then as much body as Content-Length says.
+                let (head, body_len) = loop {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    request.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while request.len() < head + body_len {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    request.extend_from_slice(&chunk[..n]);
+                }
+                let method = String::from_utf8_lossy(&request)
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_string();
+                noted.lock().unwrap().push((method, Utc::now()));
+                socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn the_disruption_lasts_until_the_requests_it_delayed_have_answered() {
+        let (url, seen) = admin_stub().await;
+        let action = FaultsAction {
+            admin: Admin::new("stub", url),
+            spec: Faults {
+                service: None,
+                admin_url: None,
+                latency: Some(Duration::from_millis(300)),
+                jitter: Some(Duration::from_millis(100)),
+                error_ratio: 0.0,
+                duration: Duration::from_millis(50),
+            },
+        };
+        let record = action.run(&CancellationToken::new()).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let methods: Vec<&str> = seen.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(methods, ["PUT", "DELETE"]);
+        let ended = record.ended_at.unwrap();
+        assert!(
+            ended - seen[1].1 >= chrono::Duration::milliseconds(400),
+            "ended {ended}, cleared {}",
+            seen[1].1
+        );
+        assert_eq!(record.disruption().unwrap().1, ended);
+        assert!(
+            record
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("cleared, then 400ms"),
+            "{:?}",
+            record.detail
+        );
     }
 }
