@@ -84,22 +84,21 @@ mod tests {
             .body(())
             .unwrap();
         metered.call(request).await.unwrap();
+        // The registry is the process's: other tests of this binary call GetProduct of the
+        // real `shop.v1.ProductService`, so the series is found by both of its labels.
         let text = Metrics::global().encode();
-        let count = text
-            .lines()
-            .find(|l| {
-                l.starts_with("grpc_client_handling_seconds_count{")
-                    && l.contains("grpc_service=\"shop.product.v1.ProductService\"")
-                    && l.contains("grpc_method=\"GetProduct\"")
-            })
-            .unwrap_or_else(|| panic!("no series in:\n{text}"));
+        let series = |name: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!("grpc_client_handling_seconds_{name}{{"))
+                        && l.contains("grpc_service=\"shop.product.v1.ProductService\"")
+                        && l.contains("grpc_method=\"GetProduct\"")
+                })
+                .unwrap_or_else(|| panic!("no {name} series in:\n{text}"))
+        };
+        let count = series("count");
         assert!(count.ends_with(" 1"), "{count}");
-        let sum = text
-            .lines()
-            .find(|l| {
-                l.starts_with("grpc_client_handling_seconds_sum{") && l.contains("GetProduct")
-            })
-            .unwrap();
+        let sum = series("sum");
         let seconds: f64 = sum.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(seconds >= 0.02, "{sum}");
     }
