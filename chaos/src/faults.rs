@@ -38,18 +38,20 @@ pub fn describe(spec: &Faults, admin: &str) -> Vec<String> {
         format!("DELETE {admin}/admin/faults"),
     ]
     .into_iter()
-    .chain(
-        spec.latency
-            .filter(|l| !l.is_zero())
-            .map(|l| l + spec.jitter.unwrap_or_default())
-            .map(|d| {
-                format!(
-                    "wait {} for the requests it delayed to answer",
-                    humantime::format_duration(d)
-                )
-            }),
-    )
+    .chain(delay_tail(spec).map(|d| {
+        format!(
+            "wait {} for the requests it delayed to answer",
+            humantime::format_duration(d)
+        )
+    }))
     .collect()
+}
+
+/// How long a request admitted just before the clear can still be delayed by `spec`
+/// (`latency + jitter`); `None` when the fault adds no delay.
+fn delay_tail(spec: &Faults) -> Option<Duration> {
+    Some(spec.latency.unwrap_or_default() + spec.jitter.unwrap_or_default())
+        .filter(|d| !d.is_zero())
 }
 
 pub fn describe_clear(admin: &str) -> Vec<String> {
@@ -139,18 +141,17 @@ impl Action for FaultsAction {
             }
             // A request admitted just before the clear still carries the fault's delay: the
             // disruption lasts until it has answered, so the "after" window does not judge it.
-            let delayed =
-                self.spec.latency.unwrap_or_default() + self.spec.jitter.unwrap_or_default();
-            if cleared.is_ok() && held && !delayed.is_zero() {
-                hold(delayed, cancel).await;
+            let tail = delay_tail(&self.spec).filter(|_| held && cleared.is_ok());
+            if let Some(tail) = tail {
+                hold(tail, cancel).await;
             }
             let mut detail = format!("{body}");
             if !held {
                 detail.push_str("; cut short (halt or Ctrl-C)");
-            } else if cleared.is_ok() && !delayed.is_zero() {
+            } else if let Some(tail) = tail {
                 detail.push_str(&format!(
                     "; cleared, then {} for requests it delayed to answer",
-                    humantime::format_duration(delayed)
+                    humantime::format_duration(tail)
                 ));
             }
             let outcome = match &cleared {
@@ -236,48 +237,15 @@ mod tests {
         String,
         std::sync::Arc<std::sync::Mutex<Vec<(String, chrono::DateTime<Utc>)>>>,
     ) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let noted = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let mut request = Vec::new();
-                let mut chunk = [0u8; 1024];
-                // Headers, then as much body as Content-Length says.
-                let (head, body_len) = loop {
-                    let n = socket.read(&mut chunk).await.unwrap();
-                    request.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&request).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap())
-                            })
-                            .unwrap_or(0);
-                        break (end + 4, length);
-                    }
-                };
-                while request.len() < head + body_len {
-                    let n = socket.read(&mut chunk).await.unwrap();
-                    request.extend_from_slice(&chunk[..n]);
-                }
-                let method = String::from_utf8_lossy(&request)
-                    .split(' ')
-                    .next()
-                    .unwrap()
-                    .to_string();
-                noted.lock().unwrap().push((method, Utc::now()));
-                socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await
-                    .unwrap();
-            }
+        let app = axum::Router::new().fallback(move |method: http::Method| {
+            noted.lock().unwrap().push((method.to_string(), Utc::now()));
+            async {}
         });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
         (url, seen)
     }
 

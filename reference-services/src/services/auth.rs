@@ -456,9 +456,9 @@ fn client_address<T>(request: &Request<T>) -> String {
 /// in one of at most that many reused working memories.
 ///
 /// The reuse is what bounds memory: with a fresh allocation per hash (19 MiB, the cost then),
-/// freed memory stayed cached in the allocator's per-thread arenas, so 100 logins with 2 permits left the process at
-/// ~550 MB resident although never more than 2 hashes ran at once (measured on the embedded
-/// stack). Pooled, hashing holds `permits × m_cost` and no more.
+/// freed memory stayed cached in the allocator's per-thread arenas, so 100 logins with 2 permits
+/// left the process at ~550 MB resident although never more than 2 hashes ran at once (measured
+/// on the embedded stack). Pooled, hashing holds `permits × m_cost` and no more.
 #[derive(Clone)]
 struct Hasher {
     argon: Argon2<'static>,
