@@ -41,7 +41,8 @@ pub struct Bound<'a> {
 ///   action that lasts, such as brokers down for 10 s, returns after its duration and then its
 ///   recovery) — so the disruption and the way back are judged, not the calm before;
 /// - *after*: `steady_state.after` long, starting when the last recovery has ended and the
-///   rollbacks are done.
+///   rollbacks are done — at the first instant from which the sources count nothing earlier
+///   ([`Hypothesis::clean_start`]: Prometheus SLIs count whole steps).
 ///
 /// Each window is a `steady-state.<phase>` journal record whose start and end are the window.
 pub async fn run(
@@ -192,8 +193,10 @@ pub async fn run(
                 .cloned()
                 .chain(records.iter().map(ActionRecord::to_journal_event))
                 .collect();
-            // The last recovery is over (actions return after it) and the rollbacks are done.
-            let from = during_window.map_or(Utc::now(), |(_, to)| to.max(Utc::now()));
+            // The last recovery is over (actions return after it) and the rollbacks are done;
+            // the window starts where the sources count nothing from before that.
+            let from =
+                h.clean_start(during_window.map_or(Utc::now(), |(_, to)| to.max(Utc::now())));
             let to = from + chrono::Duration::from_std(s.after).unwrap_or_default();
             say(format!(
                 "steady state after: observing {} ({})",

@@ -35,6 +35,13 @@ pub trait Hypothesis: Send + Sync {
     fn settle(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// The first instant at or after `at` where a window can start without counting anything
+    /// from before `at`: the "after" check starts there, so the fault's tail is not judged as
+    /// its aftermath. Whole seconds unless the sources count in coarser steps.
+    fn clean_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        slo::clean_start(at, Duration::from_secs(1))
+    }
 }
 
 /// Prometheus has the last samples of a window one scrape after its end: the embedded stack
@@ -84,6 +91,13 @@ pub fn halt_set(set: &SloSet, halt: &[HaltCondition]) -> Option<SloSet> {
     Some(halt_set)
 }
 
+impl SloHypothesis {
+    /// Prometheus SLIs count whole steps of the set's `step`, on multiples of it.
+    fn counts_in_steps(&self) -> bool {
+        self.set.source_kinds().contains(&SourceKind::Prometheus)
+    }
+}
+
 impl Hypothesis for SloHypothesis {
     fn check<'a>(
         &'a self,
@@ -129,10 +143,18 @@ impl Hypothesis for SloHypothesis {
     }
 
     fn settle(&self) -> Duration {
-        if self.set.source_kinds().contains(&SourceKind::Prometheus) {
+        if self.counts_in_steps() {
             PROMETHEUS_SETTLE
         } else {
             Duration::ZERO
+        }
+    }
+
+    fn clean_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        if self.counts_in_steps() {
+            slo::clean_start(at, self.set.defaults.step)
+        } else {
+            slo::clean_start(at, Duration::from_secs(1))
         }
     }
 }
@@ -264,5 +286,34 @@ impl std::fmt::Display for PhaseVerdict {
                 "unknown (an SLO cannot be judged: rejected query or source not configured), so it does NOT hold"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn hypothesis(defaults: &str) -> SloHypothesis {
+        let text = format!(
+            "apiVersion: shakedown/v1\nkind: Experiment\nmetadata: {{name: t}}\ntarget: {{local: {{}}}}\nsteady_state:\n{defaults}  slos:\n    - name: p95\n      sli: {{latency: {{quantile: 0.95}}}}\n      objective: {{lt: 500ms}}\nmethod:\n  - name: a\n    action: {{process-kill: {{service: order}}}}\n"
+        );
+        let experiment = crate::parse(&text, std::path::Path::new("t.yaml")).unwrap();
+        SloHypothesis::new(
+            experiment.steady_state.as_ref().unwrap(),
+            &experiment.safety,
+            Sources::new(),
+        )
+    }
+
+    #[test]
+    fn the_after_window_of_prometheus_slis_starts_on_the_next_step() {
+        // 1_700_000_010 is a multiple of 15; the fault's tail ends 1.814 s later.
+        let recovered = Utc.timestamp_opt(1_700_000_011, 814_000_000).unwrap();
+        let at = |s| Utc.timestamp_opt(s, 0).unwrap();
+        // The default step (15 s) would count from 1_700_000_010, 1.8 s of fault included.
+        assert_eq!(hypothesis("").clean_start(recovered), at(1_700_000_025));
+        let one_second = hypothesis("  defaults: {step: 1s}\n");
+        assert_eq!(one_second.clean_start(recovered), at(1_700_000_012));
     }
 }

@@ -64,6 +64,8 @@ struct FakeHypothesis {
     statuses: Vec<SloStatus>,
     allow_unknown: bool,
     windows: Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>,
+    /// The step its sources count in (whole seconds unless set).
+    step: Duration,
 }
 
 impl FakeHypothesis {
@@ -75,6 +77,7 @@ impl FakeHypothesis {
             statuses: Vec::new(),
             allow_unknown: false,
             windows: Mutex::default(),
+            step: Duration::from_secs(1),
         }
     }
 }
@@ -136,6 +139,9 @@ impl Hypothesis for FakeHypothesis {
     }
     fn allow_unknown(&self) -> bool {
         self.allow_unknown
+    }
+    fn clean_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        slo::clean_start(at, self.step)
     }
 }
 
@@ -356,6 +362,12 @@ async fn during_spans_every_action_from_its_start_through_its_recovery_and_after
         "after starts once recovery is over"
     );
     assert_eq!(
+        after.started_at.timestamp_subsec_nanos(),
+        0,
+        "after starts on the first whole second the sources count from"
+    );
+    assert!((after.started_at - last_end).num_milliseconds() < 1000);
+    assert_eq!(
         (after.ended_at.unwrap() - after.started_at).num_seconds(),
         1,
         "after lasts steady_state.after"
@@ -370,6 +382,35 @@ async fn during_spans_every_action_from_its_start_through_its_recovery_and_after
         during.detail
     );
     assert_eq!(during.to_journal_event().kind, "chaos.steady-state.during");
+}
+
+#[tokio::test]
+async fn after_starts_on_the_step_its_sources_count_from_not_inside_the_faults_tail() {
+    let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
+    let setup = Setup::new();
+    let mut hypothesis = FakeHypothesis::new(setup.start, None);
+    hypothesis.step = Duration::from_secs(3);
+    let out = run(
+        &experiment,
+        setup.bound(Duration::from_millis(700)),
+        Some(&hypothesis),
+        Duration::from_millis(100),
+        &CancellationToken::new(),
+        &quiet,
+    )
+    .await;
+    let during = probe(&out, "during");
+    let after = probe(&out, "after");
+    let recovered = during.ended_at.unwrap();
+    assert!(after.started_at >= recovered);
+    assert_eq!(after.started_at.timestamp() % 3, 0, "{}", after.started_at);
+    assert_eq!(after.started_at.timestamp_subsec_nanos(), 0);
+    assert!((after.started_at - recovered).num_milliseconds() < 3000);
+    assert_eq!(
+        (after.ended_at.unwrap() - after.started_at).num_seconds(),
+        1,
+        "after still lasts steady_state.after"
+    );
 }
 
 async fn unknown_after(allow_unknown: bool) -> (chaos::ExperimentOutcome, Vec<String>) {

@@ -41,7 +41,7 @@ pub use sources::{PreflightFailed, preflight};
 pub use sources::{SetupError, Source, SourceKind, Sources, SourcesConfig};
 pub use time::{TimeError, human_instant, parse_instant};
 pub use value::{Unit, UnitError};
-pub use window::{Marks, Window, WindowError};
+pub use window::{Marks, Window, WindowError, clean_start};
 
 /// Re-exported so callers can name the verdict types without depending on `reports` directly.
 pub use reports::{SloStatus, SloVerdict};

@@ -41,6 +41,29 @@ pub struct Marks {
     pub events: Vec<JournalEvent>,
 }
 
+/// The first instant at or after `at` from which a window counts nothing that happened before
+/// `at`. Prometheus counter SLIs count whole steps on multiples of `step` (see
+/// `sources::promql`), widening a window's start back to the step before it: a window that must
+/// not see what came before (the "after" check of an experiment, which must not see the fault's
+/// tail) starts on the next multiple instead. `step` under a second counts as one second, as the
+/// engine's windows are whole seconds.
+pub fn clean_start(at: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
+    let step = step_seconds(step);
+    let seconds = at.timestamp();
+    let exact = at.timestamp_subsec_nanos() == 0 && seconds.rem_euclid(step) == 0;
+    let start = if exact {
+        seconds
+    } else {
+        (seconds.div_euclid(step) + 1) * step
+    };
+    DateTime::from_timestamp(start, 0).unwrap_or(at)
+}
+
+/// The step in whole seconds, at least one: the resolution the engine counts in.
+pub(crate) fn step_seconds(step: Duration) -> i64 {
+    (step.as_secs() as i64).max(1)
+}
+
 /// A span of time with its marks and resolution.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Window {
@@ -199,6 +222,39 @@ mod tests {
 
     fn at(s: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn a_clean_start_is_the_next_step_boundary_so_nothing_before_is_counted() {
+        let t = |s: i64, ms: u32| Utc.timestamp_opt(s, ms * 1_000_000).unwrap();
+        let fifteen = Duration::from_secs(15);
+        // 1_700_000_010 is a multiple of 15 (and of 1 s).
+        assert_eq!(
+            clean_start(t(1_700_000_010, 0), fifteen),
+            t(1_700_000_010, 0)
+        );
+        assert_eq!(
+            clean_start(t(1_700_000_010, 1), fifteen),
+            t(1_700_000_025, 0)
+        );
+        assert_eq!(
+            clean_start(t(1_700_000_024, 999), fifteen),
+            t(1_700_000_025, 0)
+        );
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            clean_start(t(1_700_000_011, 814), second),
+            t(1_700_000_012, 0)
+        );
+        assert_eq!(
+            clean_start(t(1_700_000_011, 0), second),
+            t(1_700_000_011, 0)
+        );
+        // Under a second counts as one.
+        assert_eq!(
+            clean_start(t(1_700_000_011, 1), Duration::from_millis(200)),
+            t(1_700_000_012, 0)
+        );
     }
 
     #[test]

@@ -110,7 +110,7 @@ fn counted(window: &Window, expr: impl FnOnce(&CountedSpan) -> String) -> Plan {
 }
 
 fn step_seconds(window: &Window) -> i64 {
-    (window.step.as_secs() as i64).max(1)
+    crate::window::step_seconds(window.step)
 }
 
 fn latency(l: &LatencySli, span: &CountedSpan) -> String {
