@@ -369,6 +369,7 @@ impl AuthService for Auth {
             user_id: claims.sub,
             email: claims.email,
             token_id: claims.jti,
+            expires_at: claims.exp,
         }))
     }
 }

@@ -89,9 +89,10 @@ pub(super) async fn logout(
     gw.auth
         .clone()
         .logout(LogoutRequest {
-            token: caller.token,
+            token: caller.token.clone(),
         })
         .await?;
+    gw.forget(&caller.token);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,5 +1,5 @@
-//! The caller of an authenticated route: the bearer token, checked with the auth service on every
-//! request; and the client's network address, which the auth service's sign-in limits key on.
+//! The caller of an authenticated route: the bearer token, checked with the auth service (whose
+//! answer the gateway keeps a few seconds, see [`super::token_cache`]); and the client's network address, which the auth service's sign-in limits key on.
 
 use std::{
     convert::Infallible,
@@ -9,6 +9,7 @@ use std::{
 
 use axum::extract::ConnectInfo;
 
+use super::token_cache::Verified;
 use super::*;
 
 /// The verified caller of an authenticated route. Extracting it calls `VerifyToken`, so a
@@ -60,7 +61,15 @@ pub(super) fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, ApiErr
 }
 
 impl Gateway {
+    /// The caller `token` belongs to: from the token cache, or else from auth (and then kept).
     pub(super) async fn verify(&self, token: String) -> Result<Caller, ApiError> {
+        if let Some(known) = self.tokens.get(&token) {
+            return Ok(Caller {
+                user_id: known.user_id,
+                email: known.email,
+                token,
+            });
+        }
         let verified = self
             .auth
             .clone()
@@ -69,11 +78,24 @@ impl Gateway {
             })
             .await?
             .into_inner();
+        self.tokens.insert(
+            &token,
+            Verified {
+                user_id: verified.user_id.clone(),
+                email: verified.email.clone(),
+            },
+            verified.expires_at,
+        );
         Ok(Caller {
             user_id: verified.user_id,
             email: verified.email,
             token,
         })
+    }
+
+    /// Forgets what auth said of `token`: it was just logged out.
+    pub(super) fn forget(&self, token: &str) {
+        self.tokens.remove(token);
     }
 }
 

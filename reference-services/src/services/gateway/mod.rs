@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use axum::{
@@ -43,7 +44,7 @@ use crate::{
     platform::{
         api::{ApiError, ApiJson, ApiPath, ApiQuery},
         balance::{self, Balancing},
-        config::peer_url,
+        config::{parse_env, peer_url},
         deadline,
         grpc::TracedChannel,
         http::Runtime,
@@ -116,19 +117,27 @@ pub async fn run(rt: Runtime) -> Result<()> {
     run_with(rt, Peers::from_env()).await
 }
 
-/// How the gateway balances its backend calls and limits its requests.
+/// How the gateway balances its backend calls, limits its requests and keeps auth's answers.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     pub limits: Limits,
     pub balancing: Balancing,
+    /// How long a verified token is taken at auth's word without asking again (zero: always
+    /// ask); see [`token_cache`].
+    pub token_cache_ttl: Duration,
 }
 
+/// [`Options::token_cache_ttl`] unless `GATEWAY_TOKEN_CACHE_MS` says otherwise.
+pub const DEFAULT_TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+
 impl Options {
-    /// [`Limits::from_env`] and [`Balancing::from_env`].
+    /// [`Limits::from_env`], [`Balancing::from_env`] and `GATEWAY_TOKEN_CACHE_MS`.
     pub fn from_env() -> Result<Self> {
         Ok(Self {
             limits: Limits::from_env()?,
             balancing: Balancing::from_env()?,
+            token_cache_ttl: parse_env::<u64>("GATEWAY_TOKEN_CACHE_MS")?
+                .map_or(DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis),
         })
     }
 }
@@ -141,7 +150,7 @@ pub async fn run_with(rt: Runtime, peers: Peers) -> Result<()> {
 /// Runs the gateway against explicit backends with explicit options.
 pub async fn run_with_options(rt: Runtime, peers: Peers, options: Options) -> Result<()> {
     tracing::info!(limits = ?options.limits, balancing = ?options.balancing, "gateway options");
-    let gateway = Gateway::connect(&peers, &options.balancing)?;
+    let gateway = Gateway::connect(&peers, &options)?;
     let mut rt = rt;
     // The backends every session needs; the others degrade single endpoints when down.
     rt.readiness
@@ -208,13 +217,14 @@ pub struct Backends {
     http: reqwest::Client,
     cart_url: String,
     ingest_url: String,
+    tokens: TokenCache,
 }
 
 impl Gateway {
     /// Clients of `peers`, each gRPC one balanced over the instances behind its name (needs a
     /// Tokio runtime: each such name is re-resolved by a task of its own).
-    pub fn connect(peers: &Peers, balancing: &Balancing) -> Result<Self> {
-        let channel = |url: &str| balance::channel(url, balancing);
+    pub fn connect(peers: &Peers, options: &Options) -> Result<Self> {
+        let channel = |url: &str| balance::channel(url, &options.balancing);
         Ok(Self(Arc::new(Backends {
             auth: AuthServiceClient::new(channel(&peers.auth)?),
             users: UserServiceClient::new(channel(&peers.user)?),
@@ -228,11 +238,12 @@ impl Gateway {
             // because the cart path depends on it).
             http: reqwest::Client::builder()
                 .tcp_nodelay(true)
-                .connect_timeout(std::time::Duration::from_secs(2))
-                .timeout(std::time::Duration::from_secs(10))
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(10))
                 .build()?,
             cart_url: peers.cart.trim_end_matches('/').to_string(),
             ingest_url: peers.analytics_ingest.trim_end_matches('/').to_string(),
+            tokens: TokenCache::new(options.token_cache_ttl),
         })))
     }
 }
@@ -280,6 +291,7 @@ mod orders;
 mod payments;
 mod products;
 mod recommendations;
+pub mod token_cache;
 mod views;
 
 use accounts::*;
@@ -292,6 +304,7 @@ use orders::*;
 use payments::*;
 use products::*;
 use recommendations::*;
+use token_cache::TokenCache;
 use views::*;
 pub use views::{cents, money, rfc3339_ms};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Peers, run_with};
+use super::{Options, Peers, run_with_options};
 use crate::{
     services::{
         analytics_ingest, auth,
@@ -20,6 +20,8 @@ use crate::{
 /// Every service behind a gateway, torn down when dropped.
 struct Stack {
     gateway: String,
+    /// The auth service, for what happens behind the gateway's back.
+    auth: String,
     http: reqwest::Client,
     _services: Vec<Running>,
     _kafka: MockKafka,
@@ -32,6 +34,11 @@ async fn stack() -> Stack {
 
 /// [`stack`] with the auth service's settings (limits, hashing bound) given.
 async fn stack_with(auth_settings: auth::AuthSettings) -> Stack {
+    stack_with_options(auth_settings, Options::from_env().unwrap()).await
+}
+
+/// [`stack_with`], with the gateway's options given.
+async fn stack_with_options(auth_settings: auth::AuthSettings, options: Options) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let kafka = MockKafka::start(1).unwrap();
@@ -77,9 +84,13 @@ async fn stack_with(auth_settings: auth::AuthSettings) -> Stack {
         recommendation: recommendation.url.clone(),
         analytics_ingest: ingest.url.clone(),
     };
-    let gateway = testkit::start("api-gateway", path, |rt| run_with(rt, peers)).await;
+    let gateway = testkit::start("api-gateway", path, |rt| {
+        run_with_options(rt, peers, options)
+    })
+    .await;
     Stack {
         gateway: gateway.url.clone(),
+        auth: auth.url.clone(),
         http: reqwest::Client::new(),
         _services: vec![
             gateway,
@@ -230,6 +241,75 @@ async fn auth_flow_and_profile() {
     assert_error(
         s.call(Method::POST, "/api/v1/auth/logout", Some(token), None)
             .await,
+        401,
+        "unauthorized",
+    );
+}
+
+/// Signs up and in through the gateway; the token.
+async fn signed_in(s: &Stack, email: &str) -> String {
+    let credentials = json!({"email": email, "password": "analytical"});
+    let (status, _) = s
+        .post("/api/v1/auth/register", None, credentials.clone())
+        .await;
+    assert_eq!(status, 201);
+    let (status, session) = s.post("/api/v1/auth/login", None, credentials).await;
+    assert_eq!(status, 200, "{session}");
+    session["token"].as_str().unwrap().to_string()
+}
+
+/// Logs `token` out at the auth service itself, behind the gateway's back (as another gateway
+/// replica would).
+async fn logout_at_auth(s: &Stack, token: &str) {
+    use crate::proto::{LogoutRequest, auth_service_client::AuthServiceClient};
+    AuthServiceClient::connect(s.auth.clone())
+        .await
+        .unwrap()
+        .logout(LogoutRequest {
+            token: token.to_string(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_token_revoked_behind_the_gateways_back_is_honoured_at_most_for_its_cache_ttl() {
+    let ttl = std::time::Duration::from_millis(1500);
+    let s = stack_with_options(
+        auth::test_settings(),
+        Options {
+            token_cache_ttl: ttl,
+            ..Options::default()
+        },
+    )
+    .await;
+    let token = signed_in(&s, "grace@example.com").await;
+    assert_eq!(s.get("/api/v1/users/me", Some(&token)).await.0, 200);
+    let revoked = std::time::Instant::now();
+    logout_at_auth(&s, &token).await;
+    // The gateway still takes auth's earlier word for it...
+    let (status, me) = s.get("/api/v1/users/me", Some(&token)).await;
+    if revoked.elapsed() < ttl {
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["email"], "grace@example.com");
+    }
+    // ...and asks again once the TTL is over.
+    tokio::time::sleep(ttl.saturating_sub(revoked.elapsed())).await;
+    assert_error(
+        s.get("/api/v1/users/me", Some(&token)).await,
+        401,
+        "unauthorized",
+    );
+}
+
+#[tokio::test]
+async fn without_a_token_cache_a_revocation_anywhere_is_seen_at_once() {
+    let s = stack_with_options(auth::test_settings(), Options::default()).await;
+    let token = signed_in(&s, "hopper@example.com").await;
+    assert_eq!(s.get("/api/v1/users/me", Some(&token)).await.0, 200);
+    logout_at_auth(&s, &token).await;
+    assert_error(
+        s.get("/api/v1/users/me", Some(&token)).await,
         401,
         "unauthorized",
     );
