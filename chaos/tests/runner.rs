@@ -313,22 +313,29 @@ fn probe<'a>(out: &'a chaos::ExperimentOutcome, phase: &str) -> &'a ActionRecord
         .unwrap_or_else(|| panic!("no {phase} probe in {:#?}", out.journal))
 }
 
-#[tokio::test]
-async fn during_spans_every_action_from_its_start_through_its_recovery_and_after_follows() {
+/// Runs [`FILE`] with `b`, due at t+2 s, "recovering" 700 ms later: an instant action (no
+/// duration in the file) whose disruption lasts until its recovery.
+async fn run_with_a_recovery(
+    setup: &Setup,
+    hypothesis: &FakeHypothesis,
+) -> chaos::ExperimentOutcome {
     let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
-    let setup = Setup::new();
-    let hypothesis = FakeHypothesis::new(setup.start, None);
-    // `b` is due at t+2 s and "recovers" 700 ms later: an instant action (no duration in the
-    // file) whose disruption lasts until its recovery.
-    let out = run(
+    run(
         &experiment,
         setup.bound(Duration::from_millis(700)),
-        Some(&hypothesis),
+        Some(hypothesis),
         Duration::from_millis(100),
         &CancellationToken::new(),
         &quiet,
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn during_spans_every_action_from_its_start_through_its_recovery_and_after_follows() {
+    let setup = Setup::new();
+    let hypothesis = FakeHypothesis::new(setup.start, None);
+    let out = run_with_a_recovery(&setup, &hypothesis).await;
     assert_eq!(out.conclusion(), Conclusion::Pass, "{:?}", out.failures());
     let actions: Vec<&ActionRecord> = out
         .journal
@@ -386,19 +393,10 @@ async fn during_spans_every_action_from_its_start_through_its_recovery_and_after
 
 #[tokio::test]
 async fn after_starts_on_the_step_its_sources_count_from_not_inside_the_faults_tail() {
-    let experiment = chaos::parse(FILE, Path::new("t.yaml")).unwrap();
     let setup = Setup::new();
     let mut hypothesis = FakeHypothesis::new(setup.start, None);
     hypothesis.step = Duration::from_secs(3);
-    let out = run(
-        &experiment,
-        setup.bound(Duration::from_millis(700)),
-        Some(&hypothesis),
-        Duration::from_millis(100),
-        &CancellationToken::new(),
-        &quiet,
-    )
-    .await;
+    let out = run_with_a_recovery(&setup, &hypothesis).await;
     let during = probe(&out, "during");
     let after = probe(&out, "after");
     let recovered = during.ended_at.unwrap();

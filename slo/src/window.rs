@@ -227,34 +227,23 @@ mod tests {
     #[test]
     fn a_clean_start_is_the_next_step_boundary_so_nothing_before_is_counted() {
         let t = |s: i64, ms: u32| Utc.timestamp_opt(s, ms * 1_000_000).unwrap();
-        let fifteen = Duration::from_secs(15);
-        // 1_700_000_010 is a multiple of 15 (and of 1 s).
-        assert_eq!(
-            clean_start(t(1_700_000_010, 0), fifteen),
-            t(1_700_000_010, 0)
-        );
-        assert_eq!(
-            clean_start(t(1_700_000_010, 1), fifteen),
-            t(1_700_000_025, 0)
-        );
-        assert_eq!(
-            clean_start(t(1_700_000_024, 999), fifteen),
-            t(1_700_000_025, 0)
-        );
-        let second = Duration::from_secs(1);
-        assert_eq!(
-            clean_start(t(1_700_000_011, 814), second),
-            t(1_700_000_012, 0)
-        );
-        assert_eq!(
-            clean_start(t(1_700_000_011, 0), second),
-            t(1_700_000_011, 0)
-        );
-        // Under a second counts as one.
-        assert_eq!(
-            clean_start(t(1_700_000_011, 1), Duration::from_millis(200)),
-            t(1_700_000_012, 0)
-        );
+        let (fifteen, second) = (Duration::from_secs(15), Duration::from_secs(1));
+        // 1_700_000_010 is a multiple of 15 (and of 1 s); under a second counts as one.
+        let cases = [
+            (t(1_700_000_010, 0), fifteen, t(1_700_000_010, 0)),
+            (t(1_700_000_010, 1), fifteen, t(1_700_000_025, 0)),
+            (t(1_700_000_024, 999), fifteen, t(1_700_000_025, 0)),
+            (t(1_700_000_011, 814), second, t(1_700_000_012, 0)),
+            (t(1_700_000_011, 0), second, t(1_700_000_011, 0)),
+            (
+                t(1_700_000_011, 1),
+                Duration::from_millis(200),
+                t(1_700_000_012, 0),
+            ),
+        ];
+        for (at, step, expected) in cases {
+            assert_eq!(clean_start(at, step), expected, "{at} with {step:?}");
+        }
     }
 
     #[test]
