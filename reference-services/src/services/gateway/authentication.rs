@@ -1,5 +1,6 @@
 //! The caller of an authenticated route: the bearer token, checked with the auth service (whose
-//! answer the gateway keeps a few seconds, see [`super::token_cache`]); and the client's network address, which the auth service's sign-in limits key on.
+//! answer the gateway keeps a few seconds, see [`super::token_cache`]); and the client's network
+//! address, which the auth service's sign-in limits key on.
 
 use std::{
     convert::Infallible,

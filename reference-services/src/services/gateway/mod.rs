@@ -149,7 +149,12 @@ pub async fn run_with(rt: Runtime, peers: Peers) -> Result<()> {
 
 /// Runs the gateway against explicit backends with explicit options.
 pub async fn run_with_options(rt: Runtime, peers: Peers, options: Options) -> Result<()> {
-    tracing::info!(limits = ?options.limits, balancing = ?options.balancing, "gateway options");
+    tracing::info!(
+        limits = ?options.limits,
+        balancing = ?options.balancing,
+        token_cache_ttl = ?options.token_cache_ttl,
+        "gateway options"
+    );
     let gateway = Gateway::connect(&peers, &options)?;
     let mut rt = rt;
     // The backends every session needs; the others degrade single endpoints when down.
