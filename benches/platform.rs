@@ -17,7 +17,8 @@
 //!    250 ms during both loads, and the kernel's `VmHWM` at the end; target < 30 MB each), and
 //!    at the end how much of the resident set is the process's own memory (`RssAnon`) and how
 //!    much is mapped files (`RssFile`: mostly the pages of the one `shakedown` executable that
-//!    every service runs, in memory once for all of them).
+//!    every service runs, in memory once for all of them), and the proportional set (`Pss`:
+//!    shared pages divided among the processes mapping them — what each service costs).
 //!
 //! Generator and stack share the machine, so the figures are for this machine as a whole (on a
 //! 2-core box the generator takes a good part of a core); other load on the machine makes them
@@ -189,21 +190,23 @@ async fn bench(seconds: u64, rate: u64, users: u64) {
     println!();
     println!("3. resident memory of every service under that load (target: < 30 MB each)");
     println!(
-        "   {:<18} {:>14} {:>12} {:>14} {:>14}",
-        "service", "max VmRSS MB", "VmHWM MB", "RssAnon MB", "RssFile MB"
+        "   {:<18} {:>14} {:>12} {:>14} {:>14} {:>10}",
+        "service", "max VmRSS MB", "VmHWM MB", "RssAnon MB", "RssFile MB", "Pss MB"
     );
     let mut over = Vec::new();
     for (name, pid) in &pids {
         let max_rss = sampled.get(name).copied().unwrap_or(0);
         let hwm = status_kb(*pid, "VmHWM:").unwrap_or(0);
         let mb = |field| status_kb(*pid, field).unwrap_or(0) as f64 / 1024.0;
+        let pss = proc_kb(*pid, "smaps_rollup", "Pss:").unwrap_or(0) as f64 / 1024.0;
         println!(
-            "   {:<18} {:>14.1} {:>12.1} {:>14.1} {:>14.1}",
+            "   {:<18} {:>14.1} {:>12.1} {:>14.1} {:>14.1} {:>10.1}",
             name,
             max_rss as f64 / 1024.0,
             hwm as f64 / 1024.0,
             mb("RssAnon:"),
-            mb("RssFile:")
+            mb("RssFile:"),
+            pss
         );
         if hwm > 30 * 1024 {
             over.push(name.as_str());
@@ -269,9 +272,15 @@ async fn run(scenario: &Scenario, target: &str, profile: Profile) -> Report {
 
 /// A `/proc/PID/status` field in kB (`VmRSS:`, `VmHWM:`).
 fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
+    proc_kb(pid, "status", field)
+}
+
+/// A field in kB of `/proc/PID/<file>` (`status`, or `smaps_rollup` for `Pss:`: the resident
+/// set with each shared page divided among the processes that map it, so the one executable
+/// all services run counts once in total, not once per service).
+fn proc_kb(pid: u32, file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kb| kb.parse().ok())
