@@ -168,6 +168,8 @@ pub struct Metrics {
     pub password_hashes_in_flight: Gauge,
     /// Auth: sign-ins refused with 429, by kind (`account`, `address`, `busy`).
     pub auth_throttled: Family<KindLabels, Counter>,
+    /// Gateway: bearer tokens verified, by where the answer came from (`cache`, `auth`).
+    pub gateway_token_checks: Family<KindLabels, Counter>,
 }
 
 static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
@@ -196,6 +198,7 @@ impl Metrics {
             dependency_up: Family::default(),
             password_hashes_in_flight: Gauge::default(),
             auth_throttled: Family::default(),
+            gateway_token_checks: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -273,6 +276,11 @@ impl Metrics {
             "auth_throttled",
             "Sign-ins refused with 429 by the auth service, by kind (account, address, busy)",
             metrics.auth_throttled.clone(),
+        );
+        registry.register(
+            "gateway_token_checks",
+            "Bearer tokens the gateway verified, by where the answer came from (kind: cache, auth)",
+            metrics.gateway_token_checks.clone(),
         );
         registry.register_collector(Box::new(super::process::ProcessCpu));
         Self {

@@ -12,6 +12,7 @@ use axum::extract::ConnectInfo;
 
 use super::token_cache::Verified;
 use super::*;
+use crate::platform::metrics::{KindLabels, Metrics};
 
 /// The verified caller of an authenticated route. Extracting it calls `VerifyToken`, so a
 /// missing, invalid, expired or revoked token ends the request with 401 before anything else.
@@ -64,7 +65,9 @@ pub(super) fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, ApiErr
 impl Gateway {
     /// The caller `token` belongs to: from the token cache, or else from auth (and then kept).
     pub(super) async fn verify(&self, token: String) -> Result<Caller, ApiError> {
-        if let Some(known) = self.tokens.get(&token) {
+        let known = self.tokens.get(&token);
+        count_token_check(if known.is_some() { "cache" } else { "auth" });
+        if let Some(known) = known {
             return Ok(Caller {
                 user_id: known.user_id,
                 email: known.email,
@@ -98,6 +101,14 @@ impl Gateway {
     pub(super) fn forget(&self, token: &str) {
         self.tokens.remove(token);
     }
+}
+
+/// `gateway_token_checks_total{kind}`: the cache's hit ratio is `cache / (cache + auth)`.
+pub(super) fn count_token_check(kind: &str) {
+    Metrics::global()
+        .gateway_token_checks
+        .get_or_create(&KindLabels { kind: kind.into() })
+        .inc();
 }
 
 /// The client's address as far as the gateway can know it. By default that is the TCP peer and

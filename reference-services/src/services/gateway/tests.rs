@@ -284,7 +284,17 @@ async fn a_token_revoked_behind_the_gateways_back_is_honoured_at_most_for_its_ca
     )
     .await;
     let token = signed_in(&s, "grace@example.com").await;
+    let checks = |kind: &str| {
+        crate::platform::metrics::Metrics::global()
+            .gateway_token_checks
+            .get_or_create(&crate::platform::metrics::KindLabels { kind: kind.into() })
+            .get()
+    };
+    let from_cache = checks("cache");
     assert_eq!(s.get("/api/v1/users/me", Some(&token)).await.0, 200);
+    assert_eq!(s.get("/api/v1/users/me", Some(&token)).await.0, 200);
+    // The second was answered from the cache (other tests in this process only add to it).
+    assert!(checks("cache") > from_cache);
     let revoked = std::time::Instant::now();
     logout_at_auth(&s, &token).await;
     // The gateway still takes auth's earlier word for it...
