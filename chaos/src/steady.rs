@@ -151,11 +151,12 @@ impl Hypothesis for SloHypothesis {
     }
 
     fn clean_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        if self.counts_in_steps() {
-            slo::clean_start(at, self.set.defaults.step)
+        let step = if self.counts_in_steps() {
+            self.set.defaults.step
         } else {
-            slo::clean_start(at, Duration::from_secs(1))
-        }
+            Duration::from_secs(1)
+        };
+        slo::clean_start(at, step)
     }
 }
 

@@ -223,6 +223,7 @@ pub struct Backends {
     cart_url: String,
     ingest_url: String,
     tokens: TokenCache,
+    token_checks: TokenChecks,
 }
 
 impl Gateway {
@@ -249,6 +250,7 @@ impl Gateway {
             cart_url: peers.cart.trim_end_matches('/').to_string(),
             ingest_url: peers.analytics_ingest.trim_end_matches('/').to_string(),
             tokens: TokenCache::new(options.token_cache_ttl),
+            token_checks: TokenChecks::new(),
         })))
     }
 }
@@ -300,6 +302,7 @@ pub mod token_cache;
 mod views;
 
 use accounts::*;
+use authentication::TokenChecks;
 pub use authentication::{Caller, OptionalCaller};
 use carts::*;
 use checks::*;

@@ -1,6 +1,6 @@
 //! What the auth service said of a bearer token, kept for a few seconds: a checkout makes four
-//! authenticated requests, and asking auth each time was a sixth of the platform's CPU per
-//! flow (a gRPC round trip and a revocation lookup per request).
+//! authenticated requests, and asking auth each time cost about a tenth of the platform's CPU
+//! per flow (a gRPC round trip and a revocation lookup per request).
 //!
 //! The price is how late a revocation is seen: a token logged out through this gateway is
 //! dropped from its cache at once, but one logged out elsewhere (another gateway replica, or
